@@ -1,0 +1,1 @@
+//! Observe (being written).
