@@ -1,1 +1,368 @@
-//! (being written)
+//! The application: one shared state ([`AppState`]) holding the configuration, the store, the ingest path,
+//! the computed-metrics cache and the telemetry registry; [`Application::build`] binds the listener
+//! (port 0 in tests) and [`Application::run`] serves until the shutdown signal, running the background
+//! jobs (spool replay, metric refresh, collectors) beside the API.
+//!
+//! Errors: `anyhow` here (start-up and jobs), typed errors below.
+
+use crate::config::{parse_duration, Config, StoreKind};
+use crate::domain::records::ParseCtx;
+use crate::domain::{Kind, Limits, Record};
+use crate::ingest::{spool::Spool, Ingestor};
+use crate::metrics::{Computed, Dataset};
+use crate::store::{self, DynStore, ServiceSnapshot, Store, StoreError, Versioned};
+use anyhow::Context;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Shared state handed to every handler.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+pub struct App {
+    /// The configuration in force. Secrets are not in it: only the names of their environment variables.
+    pub config: Config,
+    /// The store, wrapped so that every write bumps [`App::data`]'s version.
+    pub store: DynStore,
+    /// Store-or-spool path for everything accepted over HTTP.
+    pub ingest: Ingestor,
+    /// Bearer token for ingest (and reads when `server.protect_reads`); `None`: ingest is refused.
+    pub ingest_token: Option<String>,
+    /// Computed metrics, rebuilt when the data version changes.
+    pub data: DataCache,
+    /// Counters and the /metrics snapshot.
+    pub observe: crate::observe::Observe,
+    /// Health of every configured collector, for /metrics.
+    pub collectors: crate::collect::CollectorHealth,
+    /// The process environment at start-up (collectors read their tokens from it).
+    pub env: BTreeMap<String, String>,
+    salt: tokio::sync::OnceCell<String>,
+}
+
+impl App {
+    /// Opens the configured store and the spool. Migrations are applied by [`App::prepare`].
+    pub async fn new(config: Config, env: BTreeMap<String, String>) -> anyhow::Result<App> {
+        let version = Arc::new(AtomicU64::new(1));
+        let inner = open_store(&config, &env).await?;
+        let store: DynStore = Arc::new(NotifyingStore { inner, version: version.clone() });
+        let spool_dir = spool_dir(&config);
+        let spool = Spool::open(&spool_dir).with_context(|| format!("Opening the spool at {}", spool_dir.display()))?;
+        let ingest_token = env.get(&config.auth.ingest_token_env).filter(|t| !t.is_empty()).cloned();
+        let salt = tokio::sync::OnceCell::new();
+        if let Some(s) = env.get(&config.privacy.respondent_salt_env).filter(|s| !s.is_empty()) {
+            let _ = salt.set(s.clone());
+        }
+        Ok(App {
+            ingest: Ingestor::new(store.clone(), spool),
+            store,
+            ingest_token,
+            data: DataCache { version, cached: tokio::sync::Mutex::new(None) },
+            observe: crate::observe::Observe::new(),
+            collectors: crate::collect::CollectorHealth::new(),
+            env,
+            salt,
+            config,
+        })
+    }
+
+    /// Applies migrations and replays the spool; a store that is down is logged, not fatal, so ingest
+    /// can still spool (the replay job retries both).
+    pub async fn prepare(&self) {
+        match self.store.migrate().await {
+            Ok(applied) if !applied.is_empty() => tracing::info!(?applied, "Migrations applied"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "Migrations not applied yet; will retry"),
+        }
+        if let Err(e) = self.ingest.replay().await {
+            tracing::warn!(error = %e, "Spool replay failed; will retry");
+        }
+    }
+
+    /// The salt respondent hashes use: from the configured env var, else the store's instance salt.
+    pub async fn salt(&self) -> Result<String, StoreError> {
+        self.salt.get_or_try_init(|| async { self.store.instance_salt().await }).await.cloned()
+    }
+
+    /// Limits and salt for parsing records of `kind`.
+    pub async fn parse_ctx(&self, kind: Kind) -> Result<ParseCtx, StoreError> {
+        let salt = if kind == Kind::Surveys { self.salt().await? } else { String::new() };
+        Ok(ParseCtx { limits: self.limits(), salt })
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits { max_string_len: self.config.ingest.max_string_len, max_list_len: self.config.ingest.max_batch_records }
+    }
+
+    /// The metrics computed from the current data (cached per data version).
+    pub async fn computed(&self) -> Result<Arc<Computed>, StoreError> {
+        self.data.get(self.store.as_ref(), &self.config).await
+    }
+}
+
+pub fn spool_dir(config: &Config) -> PathBuf {
+    config.ingest.spool_dir.clone().unwrap_or_else(|| config.store.data_dir.join("spool"))
+}
+
+/// Opens the configured store.
+pub async fn open_store(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Result<DynStore> {
+    Ok(match config.store.effective_kind() {
+        StoreKind::Local => {
+            let dir = &config.store.data_dir;
+            Arc::new(store::local::LocalStore::open(dir, config.store.compact_after_files).with_context(|| format!("Opening the embedded store at {}", dir.display()))?)
+        }
+        StoreKind::Clickhouse => {
+            let password = config.store.password_env.as_ref().and_then(|v| env.get(v).cloned());
+            Arc::new(store::clickhouse::ClickHouseStore::new(&config.store, password).context("Configuring the ClickHouse store")?)
+        }
+    })
+}
+
+/// Loads every kind once and computes every metric model; cached until the data version changes, and at
+/// most `TTL` old so writes by other processes (other replicas, `pavemeter import`) are seen.
+pub struct DataCache {
+    version: Arc<AtomicU64>,
+    cached: tokio::sync::Mutex<Option<(u64, Instant, Arc<Computed>)>>,
+}
+
+const TTL: Duration = Duration::from_secs(30);
+
+impl DataCache {
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    pub fn invalidate(&self) {
+        self.version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub async fn get(&self, store: &dyn Store, config: &Config) -> Result<Arc<Computed>, StoreError> {
+        let mut guard = self.cached.lock().await;
+        let now_version = self.version();
+        if let Some((v, at, c)) = guard.as_ref() {
+            if *v == now_version && at.elapsed() < TTL {
+                return Ok(c.clone());
+            }
+        }
+        let dataset = load_dataset(store).await?;
+        let metrics = config.metrics.clone();
+        let computed = tokio::task::spawn_blocking(move || Computed::build(dataset, &metrics))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("metric computation panicked: {e}")))?;
+        let computed = Arc::new(computed);
+        *guard = Some((now_version, Instant::now(), computed.clone()));
+        Ok(computed)
+    }
+}
+
+/// Reads every kind from the store: one read per kind, all kinds concurrently.
+#[tracing::instrument(skip(store))]
+pub async fn load_dataset(store: &dyn Store) -> Result<Dataset, StoreError> {
+    let (services, deployments, changes, incidents, tickets, surveys, runs, self_service, snapshots) = tokio::try_join!(
+        store.load(Kind::Services),
+        store.load(Kind::Deployments),
+        store.load(Kind::Changes),
+        store.load(Kind::Incidents),
+        store.load(Kind::Tickets),
+        store.load(Kind::Surveys),
+        store.load(Kind::PipelineRuns),
+        store.load(Kind::SelfService),
+        store.load_snapshots(),
+    )?;
+    let mut ds = Dataset { snapshots, ..Default::default() };
+    for r in services.into_iter().chain(deployments).chain(changes).chain(incidents).chain(tickets).chain(surveys).chain(runs).chain(self_service) {
+        match r {
+            Record::Service(x) => ds.services.push(x),
+            Record::Deployment(x) => ds.deployments.push(x),
+            Record::Change(x) => ds.changes.push(x),
+            Record::Incident(x) => ds.incidents.push(x),
+            Record::Ticket(x) => ds.tickets.push(x),
+            Record::Survey(x) => ds.surveys.push(x),
+            Record::PipelineRun(x) => ds.pipeline_runs.push(x),
+            Record::SelfService(x) => ds.self_service.push(x),
+        }
+    }
+    Ok(ds)
+}
+
+/// Delegates to the real store and bumps the data version after every successful write, so caches of
+/// computed metrics are invalidated by ingest, import and collectors alike.
+struct NotifyingStore {
+    inner: DynStore,
+    version: Arc<AtomicU64>,
+}
+
+impl NotifyingStore {
+    fn bump<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if r.is_ok() {
+            self.version.fetch_add(1, Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl Store for NotifyingStore {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.migrate().await
+    }
+    async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.pending_migrations().await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn upsert(&self, batch: &[Versioned]) -> Result<(), StoreError> {
+        let r = self.inner.upsert(batch).await;
+        self.bump(r)
+    }
+    async fn tombstone(&self, kind: Kind, key: &str, version: u64) -> Result<(), StoreError> {
+        let r = self.inner.tombstone(kind, key, version).await;
+        self.bump(r)
+    }
+    async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        self.inner.load(kind).await
+    }
+    async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
+        self.inner.count(kind).await
+    }
+    async fn get_cursor(&self, source: &str, scope: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_cursor(source, scope).await
+    }
+    async fn set_cursor(&self, source: &str, scope: &str, value: &str) -> Result<(), StoreError> {
+        self.inner.set_cursor(source, scope, value).await
+    }
+    async fn upsert_snapshots(&self, snapshots: &[ServiceSnapshot], version: u64) -> Result<(), StoreError> {
+        let r = self.inner.upsert_snapshots(snapshots, version).await;
+        self.bump(r)
+    }
+    async fn load_snapshots(&self) -> Result<Vec<ServiceSnapshot>, StoreError> {
+        self.inner.load_snapshots().await
+    }
+    async fn instance_salt(&self) -> Result<String, StoreError> {
+        self.inner.instance_salt().await
+    }
+}
+
+/// The running server: bound listener plus the shared state.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Builds the application and binds `server.listen` (use port 0 for a free port).
+    pub async fn build(config: Config, env: BTreeMap<String, String>) -> anyhow::Result<Application> {
+        let listen = config.server.listen.clone();
+        let app = App::new(config, env).await?;
+        app.prepare().await;
+        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("Binding {listen}"))?;
+        Ok(Application { listener, state: AppState(Arc::new(app)) })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves the API and runs the background jobs until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let jobs = spawn_jobs(state.clone(), stop_rx);
+        let router = crate::api::router(state.clone());
+        tracing::info!(addr = %self.listener.local_addr()?, store = state.store.name(), "Serving");
+        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await.context("Serving HTTP")?;
+        let _ = stop_tx.send(true);
+        for j in jobs {
+            let _ = j.await;
+        }
+        Ok(())
+    }
+}
+
+/// Background jobs: spool replay (and migration retry), the /metrics refresh, the collector scheduler.
+fn spawn_jobs(state: AppState, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut jobs = Vec::new();
+    let replay_every = parse_duration(&state.config.ingest.replay_interval).unwrap_or(Duration::from_secs(5));
+    {
+        let state = state.clone();
+        let mut stop = stop.clone();
+        jobs.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(replay_every) => {}
+                    _ = stop.changed() => break,
+                }
+                if state.ingest.spool().depth() > 0 {
+                    if let Ok(pending) = state.store.pending_migrations().await {
+                        if !pending.is_empty() {
+                            let _ = state.store.migrate().await;
+                        }
+                    }
+                    if let Err(e) = state.ingest.replay().await {
+                        tracing::warn!(error = %e, depth = state.ingest.spool().depth(), "Spool replay failed; will retry");
+                    }
+                }
+            }
+        }));
+    }
+    let refresh_every = parse_duration(&state.config.observe.refresh_interval).unwrap_or(Duration::from_secs(60));
+    {
+        let state = state.clone();
+        let mut stop = stop.clone();
+        jobs.push(tokio::spawn(async move {
+            loop {
+                crate::observe::refresh(&state).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(refresh_every) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+    }
+    match scheduled_sources(&state.config, &state.env) {
+        Ok(sources) if !sources.is_empty() => {
+            let (store, health) = (state.store.clone(), state.collectors.clone());
+            let mut stop = stop.clone();
+            jobs.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.changed().await;
+                };
+                if let Err(e) = crate::collect::scheduler::run_scheduler(sources, store, health, shutdown).await {
+                    tracing::error!(error = %format!("{e:#}"), "Collector scheduler stopped");
+                }
+            }));
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "Collectors not scheduled"),
+    }
+    jobs
+}
+
+/// Every configured source that has a schedule.
+pub fn scheduled_sources(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Result<Vec<crate::collect::scheduler::ScheduledSource>> {
+    let mut out = Vec::new();
+    for (name, src) in &config.sources {
+        let Some(schedule) = &src.schedule else { continue };
+        let collector = crate::collect::build(name, src, env, &config.metrics)?;
+        out.push(crate::collect::scheduler::ScheduledSource::new(name.clone(), schedule.clone(), Arc::from(collector)));
+    }
+    Ok(out)
+}

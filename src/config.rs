@@ -538,6 +538,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid_and_matches_the_defaults() {
+        let c = load_text(include_str!("../pavemeter.example.toml"), &[]).unwrap();
+        let d = Config::default();
+        assert_eq!(c.metrics.levels, d.metrics.levels);
+        assert_eq!(c.metrics.tier_rules, d.metrics.tier_rules);
+        assert_eq!(c.metrics.slo, d.metrics.slo);
+        assert_eq!(c.metrics.rework_title_pattern, d.metrics.rework_title_pattern);
+        assert_eq!(c.server.listen, d.server.listen);
+    }
+
+    #[test]
     fn a_valid_source_passes() {
         let c = load_text("[sources.gh]\ntype = \"github\"\nschedule = \"0 */15 * * * *\"\ntoken_env = \"GH\"\nrepos = [\"a/b\"]\n", &[("GH", "secret")]).unwrap();
         assert_eq!(c.sources["gh"].kind, "github");

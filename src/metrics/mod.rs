@@ -1,6 +1,17 @@
 //! Metric computation: pure polars functions (`fn(&DataFrame, &Params) -> PolarsResult<DataFrame>` at the
 //! core), no I/O. [`Dataset`] is everything the store holds, loaded once per data version.
 
+pub mod catalog;
+pub mod computed;
+pub mod definitions;
+pub mod attribution;
+pub mod dora;
+pub mod frames;
+pub mod levels;
+pub mod scope;
+pub mod stats;
+pub use computed::Computed;
+
 use crate::domain::*;
 use crate::store::ServiceSnapshot;
 
@@ -17,3 +28,10 @@ pub struct Dataset {
     pub pipeline_runs: Vec<PipelineRun>,
     pub self_service: Vec<SelfService>,
 }
+
+pub mod adoption;
+pub mod common;
+pub mod ttfd;
+pub mod nps;
+pub mod slo;
+pub mod tickets;

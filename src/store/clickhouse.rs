@@ -1,1 +1,678 @@
-//! (being written)
+//! The ClickHouse store (official `clickhouse` crate over HTTP), written to work on 18.16 and current
+//! releases alike (DESIGN.md compatibility note).
+//!
+//! - Writes: one `INSERT … FORMAT JSONEachRow` per kind per batch (chunked at [`INSERT_CHUNK_ROWS`]); each
+//!   line is the record's serde storage form plus `"version":N`. Tables are `ReplacingMergeTree(version)`
+//!   ordered by the natural key only, so the highest version of a key wins.
+//! - Reads: `FINAL` deduplicates even before background merges; tombstoned keys are removed with a
+//!   `NOT IN (SELECT key FROM tombstones FINAL …)`, which hides a key whatever version of it arrives later.
+//! - Errors: [`StoreError`] at this boundary. Connection failures, timeouts and overload codes are
+//!   `Unavailable` (the ingest path spools and retries); everything else is `Rejected` with ClickHouse's
+//!   message. Messages name the server's origin, never credentials.
+
+use super::{migrate, ServiceSnapshot, Store, StoreError, Versioned};
+use crate::config::StoreConfig;
+use crate::domain::{Kind, Record};
+use async_trait::async_trait;
+use bytes::BytesMut;
+use clickhouse::{Client, Compression};
+use serde::de::DeserializeOwned;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::time::Duration;
+
+/// Rows per INSERT request; bounds the memory of one request body (~100 MB at 1 kB a row).
+pub const INSERT_CHUNK_ROWS: usize = 100_000;
+/// Body bytes handed to the HTTP stream at a time while an INSERT is being built.
+const SEND_CHUNK_BYTES: usize = 1 << 20;
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
+const INSERT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+const INSERT_END_TIMEOUT: Duration = Duration::from_secs(300);
+const SALT_KEY: &str = "instance_salt";
+
+/// A ClickHouse database holding every pavemeter table (see `sql/`).
+#[derive(Clone)]
+pub struct ClickHouseStore {
+    /// Without a default database: `CREATE DATABASE` and the system tables.
+    server: Client,
+    /// With `database=` set: everything else.
+    db: Client,
+    database: String,
+    /// `scheme://host:port`, for error messages.
+    origin: String,
+    /// Kept only to scrub it from any error text that might echo it.
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for ClickHouseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseStore")
+            .field("origin", &self.origin)
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+impl ClickHouseStore {
+    /// Builds the client from `store.url`, `store.database` and `store.user`; `password` comes from the
+    /// environment variable `store.password_env` names. No request is made here.
+    pub fn new(config: &StoreConfig, password: Option<String>) -> Result<Self, StoreError> {
+        let raw = config
+            .url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| StoreError::Rejected("store.url is not set (e.g. http://127.0.0.1:8123)".into()))?;
+        let mut url = reqwest::Url::parse(raw.trim())
+            .map_err(|e| StoreError::Rejected(format!("store.url is not a valid URL: {e}")))?;
+        if url.scheme() != "http" {
+            return Err(StoreError::Rejected(format!(
+                "store.url: scheme `{}` is not supported (this build speaks plain http to ClickHouse)",
+                url.scheme()
+            )));
+        }
+        // Credentials in the URL would be ignored by the HTTP client and leak into logs: move them out.
+        let url_user = (!url.username().is_empty()).then(|| url.username().to_string());
+        let url_password = url.password().map(str::to_string);
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let origin = url.origin().ascii_serialization();
+        quote_ident(&config.database).map_err(|e| StoreError::Rejected(format!("store.database: {e}")))?;
+
+        let user = url_user.unwrap_or_else(|| config.user.clone());
+        let password = password.filter(|p| !p.is_empty()).or(url_password);
+        let mut server = Client::default()
+            .with_url(url.as_str().trim_end_matches('/'))
+            .with_user(user)
+            .with_validation(false)
+            .with_compression(Compression::None);
+        if let Some(p) = &password {
+            server = server.with_password(p.clone());
+        }
+        let db = server.clone().with_database(config.database.clone());
+        Ok(ClickHouseStore {
+            server,
+            db,
+            database: config.database.clone(),
+            origin,
+            password,
+        })
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The client bound to the store's database, for read-only queries elsewhere (rollups).
+    pub fn client(&self) -> &Client {
+        &self.db
+    }
+
+    fn map(&self, e: clickhouse::error::Error) -> StoreError {
+        let err = map_error(e);
+        let scrub = |m: String| -> String {
+            let m = match &self.password {
+                Some(p) if p.len() >= 3 => m.replace(p.as_str(), "***"),
+                _ => m,
+            };
+            format!("{m} (ClickHouse at {}, database {})", self.origin, self.database)
+        };
+        match err {
+            StoreError::Unavailable(m) => StoreError::Unavailable(scrub(m)),
+            StoreError::Rejected(m) => StoreError::Rejected(scrub(m)),
+            other => other,
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        limit: Duration,
+        fut: impl Future<Output = Result<T, clickhouse::error::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r.map_err(|e| self.map(e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} s (ClickHouse at {}, database {})",
+                limit.as_secs(),
+                self.origin,
+                self.database
+            ))),
+        }
+    }
+
+    async fn execute(&self, query: clickhouse::query::Query) -> Result<(), StoreError> {
+        self.timed(QUERY_TIMEOUT, query.execute()).await
+    }
+
+    /// Runs `query` as JSONEachRow and hands each line to `f` as it arrives.
+    async fn for_each_line(
+        &self,
+        query: clickhouse::query::Query,
+        mut f: impl FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let work = async {
+            let mut cursor = query.fetch_bytes("JSONEachRow").map_err(|e| self.map(e))?;
+            let mut pending: Vec<u8> = Vec::new();
+            while let Some(chunk) = cursor.next().await.map_err(|e| self.map(e))? {
+                pending.extend_from_slice(&chunk);
+                let mut start = 0;
+                while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
+                    let line = &pending[start..start + pos];
+                    start += pos + 1;
+                    if !line.is_empty() {
+                        f(utf8(line)?)?;
+                    }
+                }
+                pending.drain(..start);
+            }
+            if !pending.is_empty() {
+                f(utf8(&pending)?)?;
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(QUERY_TIMEOUT, work).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "query did not finish within {} s (ClickHouse at {})",
+                QUERY_TIMEOUT.as_secs(),
+                self.origin
+            ))),
+        }
+    }
+
+    async fn fetch<T: DeserializeOwned>(&self, query: clickhouse::query::Query) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_line(query, |line| {
+            out.push(
+                serde_json::from_str(line).map_err(|e| {
+                    StoreError::Corrupt(format!("unexpected row from ClickHouse ({e}): {}", clip(line)))
+                })?,
+            );
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// One `INSERT … FORMAT JSONEachRow` of pre-rendered lines (each ending in `\n`).
+    async fn insert_lines(&self, table: &str, lines: impl Iterator<Item = String>) -> Result<usize, StoreError> {
+        let mut insert = self
+            .db
+            .insert_formatted_with(format!("INSERT INTO {table} FORMAT JSONEachRow"))
+            .with_setting("date_time_input_format", "best_effort")
+            .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
+        let mut buf = BytesMut::with_capacity(SEND_CHUNK_BYTES + 4096);
+        let mut rows = 0usize;
+        for line in lines {
+            buf.extend_from_slice(line.as_bytes());
+            rows += 1;
+            if buf.len() >= SEND_CHUNK_BYTES {
+                insert.send(buf.split().freeze()).await.map_err(|e| self.map(e))?;
+            }
+        }
+        if rows == 0 {
+            return Ok(0);
+        }
+        if !buf.is_empty() {
+            insert.send(buf.split().freeze()).await.map_err(|e| self.map(e))?;
+        }
+        insert.end().await.map_err(|e| self.map(e))?;
+        Ok(rows)
+    }
+
+    fn live_filter(kind: Kind) -> String {
+        let key = match kind {
+            Kind::Surveys => "concat(wave, '/', respondent)",
+            _ => "id",
+        };
+        format!(
+            "{key} NOT IN (SELECT key FROM tombstones FINAL WHERE kind = '{}')",
+            kind.table()
+        )
+    }
+}
+
+#[async_trait]
+impl Store for ClickHouseStore {
+    fn name(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        migrate::migrate(&self.server, &self.database)
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        migrate::pending(&self.server, &self.database)
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn ping(&self) -> Result<(), StoreError> {
+        let rows: Vec<serde_json::Value> =
+            match tokio::time::timeout(PING_TIMEOUT, self.fetch(self.server.query("SELECT 1 AS ok"))).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "no answer to ping within {} s (ClickHouse at {})",
+                        PING_TIMEOUT.as_secs(),
+                        self.origin
+                    )))
+                }
+            };
+        match rows.first().and_then(|r| r.get("ok")).and_then(|v| v.as_u64()) {
+            Some(1) => Ok(()),
+            _ => Err(StoreError::Rejected(format!(
+                "unexpected answer to SELECT 1 from {}: {rows:?}",
+                self.origin
+            ))),
+        }
+    }
+
+    #[tracing::instrument(skip(self, batch), fields(database = %self.database, rows = batch.len()))]
+    async fn upsert(&self, batch: &[Versioned]) -> Result<(), StoreError> {
+        for kind in Kind::ALL {
+            let of_kind: Vec<&Versioned> = batch.iter().filter(|v| v.record.kind() == kind).collect();
+            for chunk in of_kind.chunks(INSERT_CHUNK_ROWS) {
+                // Render first so a record that cannot be serialised fails the chunk before any request.
+                let lines = chunk
+                    .iter()
+                    .map(|v| storage_line(&v.record, v.version))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let rows = self.insert_lines(kind.table(), lines.into_iter()).await?;
+                tracing::debug!(kind = kind.table(), rows, "Inserted rows");
+            }
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn tombstone(&self, kind: Kind, key: &str, version: u64) -> Result<(), StoreError> {
+        self.execute(
+            self.db
+                .query("INSERT INTO tombstones (kind, key, version) VALUES (?, ?, ?)")
+                .bind(kind.table())
+                .bind(key)
+                .bind(version),
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        let sql = format!("SELECT * FROM {} FINAL WHERE {}", kind.table(), Self::live_filter(kind));
+        let mut out = Vec::new();
+        self.for_each_line(self.db.query_raw(&sql), |line| {
+            let rec = Record::from_storage(kind, line).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "a {} row does not match the record type ({e}): {}",
+                    kind.table(),
+                    clip(line)
+                ))
+            })?;
+            out.push(rec);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT count() AS n FROM {} FINAL WHERE {}",
+            kind.table(),
+            Self::live_filter(kind)
+        );
+        let rows: Vec<serde_json::Value> = self.fetch(self.db.query_raw(&sql)).await?;
+        Ok(rows.first().and_then(|r| r.get("n")).map(json_u64).unwrap_or(0))
+    }
+
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn get_cursor(&self, source: &str, scope: &str) -> Result<Option<String>, StoreError> {
+        let rows: Vec<serde_json::Value> = self
+            .fetch(
+                self.db
+                    .query(
+                        "SELECT argMax(value, version) AS value, count() AS n FROM sync_cursors \
+                         WHERE source = ? AND scope = ?",
+                    )
+                    .bind(source)
+                    .bind(scope),
+            )
+            .await?;
+        let row = rows.first();
+        if row.and_then(|r| r.get("n")).map(json_u64).unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        Ok(row
+            .and_then(|r| r.get("value"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string))
+    }
+
+    #[tracing::instrument(skip(self, value), fields(database = %self.database))]
+    async fn set_cursor(&self, source: &str, scope: &str, value: &str) -> Result<(), StoreError> {
+        self.execute(
+            self.db
+                .query("INSERT INTO sync_cursors (source, scope, value, version) VALUES (?, ?, ?, ?)")
+                .bind(source)
+                .bind(scope)
+                .bind(value)
+                .bind(super::next_version()),
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip(self, snapshots), fields(database = %self.database, rows = snapshots.len()))]
+    async fn upsert_snapshots(&self, snapshots: &[ServiceSnapshot], version: u64) -> Result<(), StoreError> {
+        for chunk in snapshots.chunks(INSERT_CHUNK_ROWS) {
+            let lines = chunk
+                .iter()
+                .map(|s| {
+                    let json = serde_json::to_string(s).map_err(|e| {
+                        StoreError::Rejected(format!("cannot serialise snapshot of {}: {e}", s.service.id))
+                    })?;
+                    with_version(json, version)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.insert_lines("service_snapshots", lines.into_iter()).await?;
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn load_snapshots(&self) -> Result<Vec<ServiceSnapshot>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_line(
+            self.db
+                .query_raw("SELECT * FROM service_snapshots FINAL ORDER BY day, id"),
+            |line| {
+                out.push(serde_json::from_str(line).map_err(|e| {
+                    StoreError::Corrupt(format!("a service_snapshots row is unreadable ({e}): {}", clip(line)))
+                })?);
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn instance_salt(&self) -> Result<String, StoreError> {
+        if let Some(salt) = self.read_meta(SALT_KEY).await? {
+            return Ok(salt);
+        }
+        self.execute(
+            self.db
+                .query("INSERT INTO meta (key, value, version) VALUES (?, ?, ?)")
+                .bind(SALT_KEY)
+                .bind(super::new_salt())
+                .bind(super::next_version()),
+        )
+        .await?;
+        // Read back rather than return our candidate: a racing writer with a lower version wins for both.
+        self.read_meta(SALT_KEY)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the instance salt was written but cannot be read back".into()))
+    }
+}
+
+impl ClickHouseStore {
+    fn scrub(&self, e: StoreError) -> StoreError {
+        match (e, &self.password) {
+            (StoreError::Rejected(m), Some(p)) if p.len() >= 3 => StoreError::Rejected(m.replace(p.as_str(), "***")),
+            (StoreError::Unavailable(m), Some(p)) if p.len() >= 3 => {
+                StoreError::Unavailable(m.replace(p.as_str(), "***"))
+            }
+            (e, _) => e,
+        }
+    }
+
+    async fn read_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let rows: Vec<serde_json::Value> = self
+            .fetch(
+                self.db
+                    .query("SELECT argMin(value, version) AS value, count() AS n FROM meta WHERE key = ?")
+                    .bind(key),
+            )
+            .await?;
+        let row = rows.first();
+        if row.and_then(|r| r.get("n")).map(json_u64).unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        Ok(row
+            .and_then(|r| r.get("value"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string))
+    }
+}
+
+/// The record's storage JSON with `"version":N` appended (string surgery: no second serialisation).
+pub fn storage_line(record: &Record, version: u64) -> Result<String, StoreError> {
+    with_version(record.to_storage_string(), version)
+        .map_err(|_| StoreError::Rejected(format!("cannot serialise {} record {}", record.kind(), record.key())))
+}
+
+fn with_version(mut json: String, version: u64) -> Result<String, StoreError> {
+    if json.len() < 2 || !json.ends_with('}') {
+        return Err(StoreError::Rejected("a row did not serialise to a JSON object".into()));
+    }
+    json.pop();
+    if json.len() > 1 {
+        json.push(',');
+    }
+    let _ = write!(json, "\"version\":{version}}}\n");
+    Ok(json)
+}
+
+/// Maps a client error: reachability problems and overload are `Unavailable`, the rest `Rejected`.
+pub(crate) fn map_error(e: clickhouse::error::Error) -> StoreError {
+    use clickhouse::error::Error as E;
+    match e {
+        E::Network(inner) => StoreError::Unavailable(format!("cannot reach ClickHouse: {}", error_chain(&*inner))),
+        E::TimedOut => StoreError::Unavailable("ClickHouse did not answer in time".into()),
+        E::BadResponse(msg) => {
+            let msg = msg.trim().to_string();
+            match exception_code(&msg) {
+                Some(code) if TRANSIENT_CODES.contains(&code) => StoreError::Unavailable(msg),
+                Some(_) => StoreError::Rejected(msg),
+                // No ClickHouse exception: a bare HTTP status, e.g. from a proxy in front of the server.
+                None if msg.starts_with('5') => StoreError::Unavailable(format!("HTTP {msg}")),
+                None => StoreError::Rejected(msg),
+            }
+        }
+        other => StoreError::Rejected(other.to_string()),
+    }
+}
+
+/// ClickHouse error codes that mean "try again later" rather than "this request is wrong".
+const TRANSIENT_CODES: &[u32] = &[
+    3,   // UNEXPECTED_END_OF_FILE (connection cut mid-request)
+    159, // TIMEOUT_EXCEEDED
+    164, // READONLY (e.g. a replica in read-only mode)
+    201, // QUOTA_EXPIRED
+    202, // TOO_MANY_SIMULTANEOUS_QUERIES
+    203, // NO_FREE_CONNECTION
+    209, // SOCKET_TIMEOUT
+    210, // NETWORK_ERROR
+    241, // MEMORY_LIMIT_EXCEEDED
+    242, // TABLE_IS_READ_ONLY
+    252, // TOO_MANY_PARTS
+    319, // UNKNOWN_STATUS_OF_INSERT
+    425, // SYSTEM_ERROR
+    999, // KEEPER_EXCEPTION
+];
+
+/// `Code: 60, e.displayText() = …` (18.16) or `Code: 60. DB::Exception: …` (current releases).
+fn exception_code(msg: &str) -> Option<u32> {
+    let idx = msg.find("Code: ")?;
+    let digits: String = msg[idx + 6..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// Backquotes a database name after checking it is a plain identifier (it is interpolated into DDL).
+pub(crate) fn quote_ident(name: &str) -> Result<String, StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(format!("`{name}`"))
+    } else {
+        Err(StoreError::Rejected(format!(
+            "`{name}` is not a valid database name (letters, digits and _, starting with a letter or _)"
+        )))
+    }
+}
+
+/// Runs a query whose rows are small JSON objects (used by the migrator, which has no store).
+pub(crate) async fn fetch_json<T: DeserializeOwned>(query: clickhouse::query::Query) -> Result<Vec<T>, StoreError> {
+    let bytes = tokio::time::timeout(QUERY_TIMEOUT, async {
+        let mut cursor = query.fetch_bytes("JSONEachRow").map_err(map_error)?;
+        cursor.collect().await.map_err(map_error)
+    })
+    .await
+    .map_err(|_| StoreError::Unavailable("ClickHouse did not answer in time".into()))??;
+    let text = utf8(&bytes)?;
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| StoreError::Corrupt(format!("unexpected row ({e}): {}", clip(l)))))
+        .collect()
+}
+
+fn json_u64(v: &serde_json::Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn utf8(b: &[u8]) -> Result<&str, StoreError> {
+    std::str::from_utf8(b).map_err(|e| StoreError::Corrupt(format!("ClickHouse returned invalid UTF-8: {e}")))
+}
+
+fn clip(s: &str) -> String {
+    if s.len() <= 300 {
+        return s.to_string();
+    }
+    let mut end = 300;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Deployment, Ts};
+
+    fn deployment() -> Record {
+        Record::Deployment(Deployment {
+            id: "d-1".into(),
+            service: "checkout".into(),
+            repository: Some("acme/checkout".into()),
+            environment: "prod".into(),
+            environment_tier: Some("production".into()),
+            sha: "abc".into(),
+            status: "success".into(),
+            started_at: None,
+            finished_at: Some(Ts::from_secs(1_782_907_200)),
+            pipeline_run: None,
+            source: Some("github".into()),
+            url: None,
+            commits: Some(vec!["a".into()]),
+        })
+    }
+
+    #[test]
+    fn storage_line_appends_the_version_to_the_json_object() {
+        let line = storage_line(&deployment(), 42).unwrap();
+        assert!(line.ends_with(",\"version\":42}\n"), "{line}");
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(v["version"], 42);
+        assert_eq!(v["finished_at"], "2026-07-01 12:00:00");
+        assert_eq!(v["commits"], "[\"a\"]");
+        // The extra column does not disturb reading the record back.
+        assert_eq!(
+            Record::from_storage(Kind::Deployments, line.trim_end()).unwrap(),
+            deployment()
+        );
+    }
+
+    #[test]
+    fn reads_exception_codes_of_old_and_new_servers() {
+        assert_eq!(
+            exception_code("Code: 60, e.displayText() = DB::Exception: Table x doesn't exist."),
+            Some(60)
+        );
+        assert_eq!(
+            exception_code("Code: 241. DB::Exception: Memory limit (total) exceeded"),
+            Some(241)
+        );
+        assert_eq!(exception_code("502 Bad Gateway"), None);
+    }
+
+    #[test]
+    fn classifies_errors_by_whether_a_retry_can_help() {
+        use clickhouse::error::Error as E;
+        assert!(map_error(E::TimedOut).is_unavailable());
+        assert!(map_error(E::BadResponse("Code: 202, e.displayText() = too many".into())).is_unavailable());
+        assert!(map_error(E::BadResponse("503 Service Unavailable".into())).is_unavailable());
+        assert!(
+            matches!(map_error(E::BadResponse("Code: 62, Syntax error".into())), StoreError::Rejected(m) if m.contains("Syntax"))
+        );
+        assert!(matches!(
+            map_error(E::BadResponse("Code: 192, Unknown user bob".into())),
+            StoreError::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn database_names_are_plain_identifiers() {
+        assert_eq!(quote_ident("pm_test_1").unwrap(), "`pm_test_1`");
+        for bad in ["", "1db", "a-b", "a`b", "a b", "db;DROP"] {
+            assert!(quote_ident(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_url_never_reach_the_origin() {
+        let cfg = StoreConfig {
+            url: Some("http://bob:s3cret@127.0.0.1:8123/".into()),
+            database: "pm".into(),
+            ..StoreConfig::default()
+        };
+        let store = ClickHouseStore::new(&cfg, None).unwrap();
+        assert_eq!(store.origin, "http://127.0.0.1:8123");
+        assert!(!format!("{store:?}").contains("s3cret"));
+        let bad = StoreConfig {
+            database: "no-dashes".into(),
+            ..cfg.clone()
+        };
+        assert!(
+            matches!(ClickHouseStore::new(&bad, None), Err(StoreError::Rejected(m)) if m.contains("store.database"))
+        );
+        let none = StoreConfig { url: None, ..cfg };
+        assert!(matches!(ClickHouseStore::new(&none, None), Err(StoreError::Rejected(m)) if m.contains("store.url")));
+    }
+}

@@ -1,1 +1,1305 @@
-//! (being written)
+//! The embedded store: everything under one local data directory as Parquet files (polars), with the same
+//! idempotent-upsert semantics as ClickHouse (see the [`super`] module doc).
+//!
+//! Layout of the data directory:
+//! - `.lock`: an advisory lock held for the store's lifetime (exclusive by [`LocalStore::open`], shared by
+//!   [`LocalStore::open_read_only`]), so two processes never write the same directory;
+//! - one subdirectory per table (every [`Kind::table`], plus `tombstones`, `service_snapshots`, `cursors`) holding
+//!   segment files `NNNNNNNNNN.parquet`, numbered by a per-table sequence that only grows. Every segment has the
+//!   columns `key` (String), `version` (UInt64) and `payload` (String: the record's storage JSON, or the
+//!   snapshot/cursor JSON);
+//! - `salt`: the installation's respondent-hash salt, created once.
+//!
+//! Writes append a segment: write `NNNNNNNNNN.parquet.tmp`, fsync it, rename it, fsync the directory. A crash
+//! leaves at most a `.tmp` file, which [`LocalStore::open`] deletes. Reads take, for every key, the row with the
+//! highest version (ties go to the later segment, then the later row), and drop tombstoned keys. When a table has
+//! more than `compact_after_files` segments after a write, its live rows are merged into one new segment whose
+//! number is higher than every segment it replaces, and the old ones are deleted; a crash between the rename and the
+//! deletes leaves rows that reads deduplicate anyway. Tombstones are kept forever (they are merged, never dropped);
+//! rows of tombstoned keys are dropped from merged record segments.
+//!
+//! Memory: the decoded live set of each table is cached (a `Vec<Record>` per kind) until the next write to that
+//! table, so repeated loads only clone it; a load of N records therefore holds about twice N decoded records while
+//! the caller keeps its copy.
+//!
+//! Errors: [`StoreError`] (this is a module boundary); every message names the file or directory concerned.
+//! File I/O is blocking and runs on tokio's blocking pool.
+
+use super::{new_salt, next_version, ServiceSnapshot, Store, StoreError, Versioned};
+use crate::domain::{Kind, Record};
+use async_trait::async_trait;
+use polars::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+const TOMBSTONES: &str = "tombstones";
+const SNAPSHOTS: &str = "service_snapshots";
+const CURSORS: &str = "cursors";
+const SEGMENT_EXT: &str = ".parquet";
+const TMP_EXT: &str = ".tmp";
+/// Below this many rows, encoding or decoding on one thread beats spawning more.
+const PARALLEL_MIN_ROWS: usize = 4096;
+
+/// The embedded Parquet store. Cheap to share: clone the [`Arc`] it is wrapped in ([`super::DynStore`]).
+pub struct LocalStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    read_only: bool,
+    compact_after_files: usize,
+    /// Held, never read: dropping the file releases the lock.
+    _lock: File,
+    records: HashMap<Kind, Mutex<Table<Arc<Vec<Record>>>>>,
+    /// Keys are `"<table>/<key>"`. Lock order: a record table before `tombstones`, never the reverse.
+    tombstones: Mutex<Table<Arc<HashSet<String>>>>,
+    snapshots: Mutex<Table<Arc<Vec<ServiceSnapshot>>>>,
+    cursors: Mutex<Table<Arc<HashMap<String, String>>>>,
+    salt: Mutex<Option<String>>,
+}
+
+/// One table's segment files and its cached, decoded live set (`None`: not loaded since the last write).
+struct Table<C> {
+    name: &'static str,
+    dir: PathBuf,
+    /// Segment numbers present on disk, ascending.
+    segments: Vec<u64>,
+    next_seq: u64,
+    cache: Option<C>,
+}
+
+/// Rows about to be written to one segment.
+#[derive(Default)]
+struct Rows {
+    keys: Vec<String>,
+    versions: Vec<u64>,
+    payloads: Vec<String>,
+}
+
+impl Rows {
+    fn push(&mut self, key: String, version: u64, payload: String) {
+        self.keys.push(key);
+        self.versions.push(version);
+        self.payloads.push(payload);
+    }
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CursorRow {
+    source: String,
+    scope: String,
+    value: String,
+}
+
+impl LocalStore {
+    /// Opens (creating it if needed) the data directory `dir` for reading and writing, holding an exclusive lock
+    /// on `<dir>/.lock` until the store is dropped. Leftover `.tmp` files of interrupted writes are deleted.
+    /// `compact_after_files` below 1 is treated as 1 (merge whenever a table has two segments).
+    pub fn open(dir: &Path, compact_after_files: usize) -> Result<LocalStore, StoreError> {
+        fs::create_dir_all(dir).map_err(|e| io_err(e, "cannot create the data directory", dir))?;
+        let lock = lock_file(dir, false)?;
+        for table in table_names() {
+            let path = dir.join(table);
+            fs::create_dir_all(&path).map_err(|e| io_err(e, "cannot create the table directory", &path))?;
+        }
+        let salt_tmp = dir.join(format!("salt{TMP_EXT}"));
+        if salt_tmp.exists() {
+            fs::remove_file(&salt_tmp).map_err(|e| io_err(e, "cannot remove", &salt_tmp))?;
+        }
+        Self::build(dir, lock, false, compact_after_files.max(1))
+    }
+
+    /// Opens an existing data directory for reading only, holding a shared lock: any number of read-only stores
+    /// may be open at once, but not beside a writer ([`LocalStore::open`] in any process), and vice versa.
+    /// Every write returns [`StoreError::Rejected`].
+    pub fn open_read_only(dir: &Path) -> Result<LocalStore, StoreError> {
+        if !dir.is_dir() {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("the data directory {} does not exist", dir.display()),
+            )));
+        }
+        let lock = lock_file(dir, true)?;
+        Self::build(dir, lock, true, usize::MAX)
+    }
+
+    fn build(dir: &Path, lock: File, read_only: bool, compact_after_files: usize) -> Result<LocalStore, StoreError> {
+        let mut records = HashMap::new();
+        for kind in Kind::ALL {
+            records.insert(kind, Mutex::new(Table::scan(dir, kind.table(), read_only)?));
+        }
+        let inner = Inner {
+            dir: dir.to_path_buf(),
+            read_only,
+            compact_after_files,
+            _lock: lock,
+            records,
+            tombstones: Mutex::new(Table::scan(dir, TOMBSTONES, read_only)?),
+            snapshots: Mutex::new(Table::scan(dir, SNAPSHOTS, read_only)?),
+            cursors: Mutex::new(Table::scan(dir, CURSORS, read_only)?),
+            salt: Mutex::new(None),
+        };
+        Ok(LocalStore { inner: Arc::new(inner) })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// Runs blocking file work off the async executor.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Rejected(format!("local store task failed: {e}")))?
+    }
+}
+
+fn table_names() -> impl Iterator<Item = &'static str> {
+    Kind::ALL
+        .into_iter()
+        .map(Kind::table)
+        .chain([TOMBSTONES, SNAPSHOTS, CURSORS])
+}
+
+fn io_err(e: io::Error, what: &str, path: &Path) -> StoreError {
+    StoreError::Io(io::Error::new(e.kind(), format!("{what} {}: {e}", path.display())))
+}
+
+fn corrupt(path: &Path, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{}: {what}", path.display()))
+}
+
+fn lock_file(dir: &Path, shared: bool) -> Result<File, StoreError> {
+    let path = dir.join(".lock");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io_err(e, "cannot open the lock file", &path))?;
+    let locked = if shared {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match locked {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Locked(dir.display().to_string())),
+        Err(TryLockError::Error(e)) => Err(io_err(e, "cannot lock", &path)),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves at worst a stale cache or an extra segment on disk, both of which
+    // the next write or read handles, so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(e, "cannot sync the directory", dir))
+}
+
+/// Creates `path` atomically with `write`: temporary file, fsync, rename, fsync of the directory.
+fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP_EXT);
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(|e| io_err(e, "cannot create", &tmp))?;
+        write(&mut file)?;
+        file.sync_all().map_err(|e| io_err(e, "cannot sync", &tmp))?;
+        fs::rename(&tmp, path).map_err(|e| io_err(e, "cannot rename into place", &tmp))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Runs `f` over `items` in chunks on all cores, keeping the order. serde work dominates loads and upserts,
+/// and polars' own threads are idle meanwhile.
+fn par_chunks<T, R, F>(items: &[T], f: F) -> Result<Vec<R>, StoreError>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&[T]) -> Result<Vec<R>, StoreError> + Sync,
+{
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(16);
+    if threads == 1 || items.len() < PARALLEL_MIN_ROWS {
+        return f(items);
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(|| f(c))).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| StoreError::Rejected("local store worker thread panicked".into()))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
+}
+
+impl<C> Table<C> {
+    /// Lists the segments of `name` under `root`, deleting leftovers of interrupted writes (unless read-only).
+    fn scan(root: &Path, name: &'static str, read_only: bool) -> Result<Table<C>, StoreError> {
+        let dir = root.join(name);
+        let mut segments = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // A read-only store of a directory written by an older pavemeter may lack a table: it is empty.
+            Err(e) if read_only && e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Table {
+                    name,
+                    dir,
+                    segments,
+                    next_seq: 1,
+                    cache: None,
+                })
+            }
+            Err(e) => return Err(io_err(e, "cannot list", &dir)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(e, "cannot list", &dir))?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else { continue };
+            if file_name.ends_with(TMP_EXT) {
+                if !read_only {
+                    tracing::warn!(file = %entry.path().display(), "Removing the leftover of an interrupted write");
+                    fs::remove_file(entry.path()).map_err(|e| io_err(e, "cannot remove", &entry.path()))?;
+                }
+                continue;
+            }
+            let seq = file_name
+                .strip_suffix(SEGMENT_EXT)
+                .filter(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|stem| stem.parse::<u64>().ok());
+            match seq {
+                Some(seq) => segments.push(seq),
+                None => tracing::warn!(file = %entry.path().display(), "Ignoring a file that is not a segment"),
+            }
+        }
+        segments.sort_unstable();
+        let next_seq = segments.last().map_or(1, |s| s + 1);
+        Ok(Table {
+            name,
+            dir,
+            segments,
+            next_seq,
+            cache: None,
+        })
+    }
+
+    fn segment_path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{seq:010}{SEGMENT_EXT}"))
+    }
+
+    /// Writes `rows` as a new segment (numbered after every existing one) and forgets the cache.
+    fn write_segment(&mut self, rows: Rows) -> Result<u64, StoreError> {
+        let seq = self.next_seq;
+        let path = self.segment_path(seq);
+        let height = rows.len();
+        let mut df = DataFrame::new(
+            height,
+            vec![
+                Column::new("key".into(), rows.keys),
+                Column::new("version".into(), rows.versions),
+                Column::new("payload".into(), rows.payloads),
+            ],
+        )
+        .map_err(|e| StoreError::Rejected(format!("cannot build a segment for {}: {e}", self.name)))?;
+        write_atomically(&path, |file| {
+            ParquetWriter::new(file)
+                .with_compression(ParquetCompression::Lz4Raw)
+                .finish(&mut df)
+                .map(|_| ())
+                .map_err(|e| StoreError::Io(io::Error::other(format!("cannot write {}: {e}", path.display()))))
+        })?;
+        self.cache = None;
+        self.segments.push(seq);
+        self.next_seq = seq + 1;
+        Ok(seq)
+    }
+
+    /// Every key's newest row, in no particular order: columns `key`, `version`, `payload`.
+    fn read_live(&self) -> Result<DataFrame, StoreError> {
+        let mut all: Option<DataFrame> = None;
+        for &seq in &self.segments {
+            let path = self.segment_path(seq);
+            let file = File::open(&path).map_err(|e| io_err(e, "cannot open", &path))?;
+            let df = ParquetReader::new(file).finish().map_err(|e| corrupt(&path, e))?;
+            check_schema(&df, &path)?;
+            match &mut all {
+                None => all = Some(df),
+                Some(all) => {
+                    all.vstack_mut_owned(df).map_err(|e| corrupt(&path, e))?;
+                }
+            }
+        }
+        let Some(all) = all else {
+            return Ok(empty_segment());
+        };
+        // A stable sort keeps segment and row order among equal versions, so the last write of a version wins.
+        all.lazy()
+            .sort(["version"], SortMultipleOptions::default().with_maintain_order(true))
+            .unique_generic(Some(vec![col("key")]), UniqueKeepStrategy::Last)
+            .collect()
+            .map_err(|e| StoreError::Corrupt(format!("cannot deduplicate {}: {e}", self.dir.display())))
+    }
+
+    /// Merges every segment into one holding `live` when there are more than `max_files`.
+    fn compact_if_needed(
+        &mut self,
+        max_files: usize,
+        live: impl FnOnce(&Self) -> Result<DataFrame, StoreError>,
+    ) -> Result<(), StoreError> {
+        if self.segments.len() <= max_files {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let live = live(self)?;
+        let old = std::mem::take(&mut self.segments);
+        let rows = frame_rows(&live, &self.dir)?;
+        let merged = match self.write_segment(rows) {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.segments = old;
+                return Err(e);
+            }
+        };
+        for seq in &old {
+            let path = self.segment_path(*seq);
+            if let Err(e) = fs::remove_file(&path) {
+                // Harmless for correctness (reads deduplicate), so keep the file listed and retry next time.
+                tracing::warn!(file = %path.display(), error = %e, "Cannot delete a compacted segment");
+                self.segments.insert(self.segments.len() - 1, *seq);
+            }
+        }
+        sync_dir(&self.dir)?;
+        tracing::info!(
+            table = self.name,
+            merged_segments = old.len(),
+            rows = live.height(),
+            segment = merged,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Compacted table segments"
+        );
+        Ok(())
+    }
+}
+
+fn empty_segment() -> DataFrame {
+    DataFrame::new(
+        0,
+        vec![
+            Column::new("key".into(), Vec::<String>::new()),
+            Column::new("version".into(), Vec::<u64>::new()),
+            Column::new("payload".into(), Vec::<String>::new()),
+        ],
+    )
+    .unwrap_or_default()
+}
+
+fn check_schema(df: &DataFrame, path: &Path) -> Result<(), StoreError> {
+    for (name, dtype) in [
+        ("key", DataType::String),
+        ("version", DataType::UInt64),
+        ("payload", DataType::String),
+    ] {
+        match df.column(name) {
+            Ok(c) if c.dtype() == &dtype => {}
+            Ok(c) => {
+                return Err(corrupt(
+                    path,
+                    format!("column `{name}` is {}, expected {dtype}", c.dtype()),
+                ))
+            }
+            Err(_) => return Err(corrupt(path, format!("column `{name}` is missing"))),
+        }
+    }
+    Ok(())
+}
+
+/// Borrows the `key` and `payload` columns of a segment frame, row by row.
+fn key_payloads<'a>(df: &'a DataFrame, dir: &Path) -> Result<Vec<(&'a str, &'a str)>, StoreError> {
+    let keys = df.column("key").and_then(|c| c.str()).map_err(|e| corrupt(dir, e))?;
+    let payloads = df
+        .column("payload")
+        .and_then(|c| c.str())
+        .map_err(|e| corrupt(dir, e))?;
+    let mut out = Vec::with_capacity(df.height());
+    for (k, p) in keys.iter().zip(payloads.iter()) {
+        match (k, p) {
+            (Some(k), Some(p)) => out.push((k, p)),
+            _ => return Err(corrupt(dir, "a row has a null key or payload")),
+        }
+    }
+    Ok(out)
+}
+
+fn frame_rows(df: &DataFrame, dir: &Path) -> Result<Rows, StoreError> {
+    let versions = df
+        .column("version")
+        .and_then(|c| c.u64())
+        .map_err(|e| corrupt(dir, e))?;
+    let mut rows = Rows::default();
+    for ((k, p), v) in key_payloads(df, dir)?.into_iter().zip(versions.iter()) {
+        rows.push(
+            k.to_string(),
+            v.ok_or_else(|| corrupt(dir, "a row has a null version"))?,
+            p.to_string(),
+        );
+    }
+    Ok(rows)
+}
+
+fn tombstone_key(kind: Kind, key: &str) -> String {
+    format!("{}/{key}", kind.table())
+}
+
+fn snapshot_key(s: &ServiceSnapshot) -> String {
+    format!("{}/{}", s.day.rfc3339(), s.service.id)
+}
+
+fn cursor_key(source: &str, scope: &str) -> String {
+    format!("{source}/{scope}")
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::Rejected(format!(
+                "the data directory {} is open read-only",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn record_table(&self, kind: Kind) -> MutexGuard<'_, Table<Arc<Vec<Record>>>> {
+        // Every kind gets a table in `build`.
+        lock(&self.records[&kind])
+    }
+
+    fn tombstone_set(&self) -> Result<Arc<HashSet<String>>, StoreError> {
+        let mut t = lock(&self.tombstones);
+        if let Some(c) = &t.cache {
+            return Ok(c.clone());
+        }
+        let live = t.read_live()?;
+        let set: HashSet<String> = key_payloads(&live, &t.dir)?
+            .into_iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        let set = Arc::new(set);
+        t.cache = Some(set.clone());
+        Ok(set)
+    }
+
+    /// The live rows of a record table with tombstoned keys removed.
+    fn live_records_frame(&self, kind: Kind, t: &Table<Arc<Vec<Record>>>) -> Result<DataFrame, StoreError> {
+        let live = t.read_live()?;
+        let tombstones = self.tombstone_set()?;
+        let prefix = format!("{}/", kind.table());
+        let hidden: Vec<&str> = tombstones.iter().filter_map(|k| k.strip_prefix(&prefix)).collect();
+        if hidden.is_empty() {
+            return Ok(live);
+        }
+        // `is_in` wants the set as one list value.
+        let hidden = Series::new("hidden".into(), hidden)
+            .implode()
+            .map_err(|e| corrupt(&t.dir, e))?
+            .into_series();
+        let mask = live
+            .column("key")
+            .and_then(|c| is_in(c.as_materialized_series(), &hidden, false))
+            .map_err(|e| corrupt(&t.dir, e))?;
+        live.filter(&!mask).map_err(|e| corrupt(&t.dir, e))
+    }
+
+    fn upsert(&self, batch: &[Versioned]) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let mut by_kind: HashMap<Kind, Vec<&Versioned>> = HashMap::new();
+        for v in batch {
+            by_kind.entry(v.record.kind()).or_default().push(v);
+        }
+        for (kind, items) in by_kind {
+            let encoded = par_chunks(&items, |chunk| {
+                Ok(chunk
+                    .iter()
+                    .map(|v| (v.record.key(), v.version, v.record.to_storage_string()))
+                    .collect())
+            })?;
+            let mut rows = Rows::default();
+            for (k, v, p) in encoded {
+                rows.push(k, v, p);
+            }
+            let mut t = self.record_table(kind);
+            let n = rows.len();
+            let seq = t.write_segment(rows)?;
+            tracing::debug!(table = t.name, rows = n, segment = seq, "Wrote segment");
+            t.compact_if_needed(self.compact_after_files, |t| self.live_records_frame(kind, t))?;
+        }
+        Ok(())
+    }
+
+    fn tombstone(&self, kind: Kind, key: &str, version: u64) -> Result<(), StoreError> {
+        self.check_writable()?;
+        {
+            let mut t = lock(&self.tombstones);
+            let mut rows = Rows::default();
+            rows.push(tombstone_key(kind, key), version, String::new());
+            t.write_segment(rows)?;
+            t.compact_if_needed(self.compact_after_files, |t| t.read_live())?;
+        }
+        // Not nested in the tombstones lock: a load holds its table's lock while it takes the tombstones lock.
+        self.record_table(kind).cache = None;
+        Ok(())
+    }
+
+    fn load(&self, kind: Kind) -> Result<Arc<Vec<Record>>, StoreError> {
+        let mut t = self.record_table(kind);
+        if let Some(c) = &t.cache {
+            return Ok(c.clone());
+        }
+        let live = self.live_records_frame(kind, &t)?;
+        let rows = key_payloads(&live, &t.dir)?;
+        let dir = &t.dir;
+        let records = par_chunks(&rows, |chunk| {
+            chunk
+                .iter()
+                .map(|(key, payload)| {
+                    Record::from_storage(kind, payload)
+                        .map_err(|e| corrupt(dir, format!("{kind} record `{key}` cannot be decoded: {e}")))
+                })
+                .collect()
+        })?;
+        let records = Arc::new(records);
+        t.cache = Some(records.clone());
+        Ok(records)
+    }
+
+    fn set_cursor(&self, source: &str, scope: &str, value: &str) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let row = CursorRow {
+            source: source.into(),
+            scope: scope.into(),
+            value: value.into(),
+        };
+        let payload = serde_json::to_string(&row).map_err(|e| StoreError::Rejected(format!("cursor: {e}")))?;
+        let mut rows = Rows::default();
+        rows.push(cursor_key(source, scope), next_version(), payload);
+        let mut t = lock(&self.cursors);
+        t.write_segment(rows)?;
+        t.compact_if_needed(self.compact_after_files, |t| t.read_live())
+    }
+
+    fn get_cursor(&self, source: &str, scope: &str) -> Result<Option<String>, StoreError> {
+        let mut t = lock(&self.cursors);
+        if t.cache.is_none() {
+            let live = t.read_live()?;
+            let mut map = HashMap::new();
+            for (key, payload) in key_payloads(&live, &t.dir)? {
+                let row: CursorRow = serde_json::from_str(payload)
+                    .map_err(|e| corrupt(&t.dir, format!("cursor `{key}` cannot be decoded: {e}")))?;
+                map.insert(key.to_string(), row.value);
+            }
+            t.cache = Some(Arc::new(map));
+        }
+        Ok(t.cache
+            .as_ref()
+            .and_then(|m| m.get(&cursor_key(source, scope)).cloned()))
+    }
+
+    fn upsert_snapshots(&self, snapshots: &[ServiceSnapshot], version: u64) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let mut rows = Rows::default();
+        for s in snapshots {
+            let payload = serde_json::to_string(s)
+                .map_err(|e| StoreError::Rejected(format!("snapshot of {}: {e}", snapshot_key(s))))?;
+            rows.push(snapshot_key(s), version, payload);
+        }
+        let mut t = lock(&self.snapshots);
+        t.write_segment(rows)?;
+        t.compact_if_needed(self.compact_after_files, |t| t.read_live())
+    }
+
+    fn load_snapshots(&self) -> Result<Arc<Vec<ServiceSnapshot>>, StoreError> {
+        let mut t = lock(&self.snapshots);
+        if let Some(c) = &t.cache {
+            return Ok(c.clone());
+        }
+        let live = t.read_live()?;
+        let rows = key_payloads(&live, &t.dir)?;
+        let dir = &t.dir;
+        let snapshots = par_chunks(&rows, |chunk| {
+            chunk
+                .iter()
+                .map(|(key, payload)| {
+                    serde_json::from_str(payload)
+                        .map_err(|e| corrupt(dir, format!("snapshot `{key}` cannot be decoded: {e}")))
+                })
+                .collect()
+        })?;
+        let snapshots = Arc::new(snapshots);
+        t.cache = Some(snapshots.clone());
+        Ok(snapshots)
+    }
+
+    fn instance_salt(&self) -> Result<String, StoreError> {
+        let mut salt = lock(&self.salt);
+        if let Some(s) = &*salt {
+            return Ok(s.clone());
+        }
+        let path = self.dir.join("salt");
+        let value = match fs::read_to_string(&path) {
+            Ok(text) => {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(corrupt(&path, "the salt file is empty"));
+                }
+                text.to_string()
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.check_writable()?;
+                let value = new_salt();
+                write_atomically(&path, |f| {
+                    io::Write::write_all(f, value.as_bytes()).map_err(|e| io_err(e, "cannot write", &path))
+                })?;
+                value
+            }
+            Err(e) => return Err(io_err(e, "cannot read", &path)),
+        };
+        *salt = Some(value.clone());
+        Ok(value)
+    }
+}
+
+/// Clones a cached live set on all cores (a load of millions of records is mostly allocation).
+fn clone_all<T: Clone + Send + Sync>(items: &[T]) -> Result<Vec<T>, StoreError> {
+    par_chunks(items, |chunk| Ok(chunk.to_vec()))
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    /// The embedded store has no schema; the table directories were created by `open`.
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self, batch), fields(store = "local", rows = batch.len()))]
+    async fn upsert(&self, batch: &[Versioned]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let batch = batch.to_vec();
+        self.blocking(move |inner| inner.upsert(&batch)).await
+    }
+
+    #[tracing::instrument(skip(self), fields(store = "local"))]
+    async fn tombstone(&self, kind: Kind, key: &str, version: u64) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.blocking(move |inner| inner.tombstone(kind, &key, version)).await
+    }
+
+    #[tracing::instrument(skip(self), fields(store = "local"))]
+    async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        self.blocking(move |inner| clone_all(&inner.load(kind)?)).await
+    }
+
+    async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
+        self.blocking(move |inner| Ok(inner.load(kind)?.len() as u64)).await
+    }
+
+    #[tracing::instrument(skip(self), fields(store = "local"))]
+    async fn get_cursor(&self, source: &str, scope: &str) -> Result<Option<String>, StoreError> {
+        let (source, scope) = (source.to_string(), scope.to_string());
+        self.blocking(move |inner| inner.get_cursor(&source, &scope)).await
+    }
+
+    #[tracing::instrument(skip(self, value), fields(store = "local"))]
+    async fn set_cursor(&self, source: &str, scope: &str, value: &str) -> Result<(), StoreError> {
+        let (source, scope, value) = (source.to_string(), scope.to_string(), value.to_string());
+        self.blocking(move |inner| inner.set_cursor(&source, &scope, &value))
+            .await
+    }
+
+    #[tracing::instrument(skip(self, snapshots), fields(store = "local", rows = snapshots.len()))]
+    async fn upsert_snapshots(&self, snapshots: &[ServiceSnapshot], version: u64) -> Result<(), StoreError> {
+        if snapshots.is_empty() {
+            return Ok(());
+        }
+        let snapshots = snapshots.to_vec();
+        self.blocking(move |inner| inner.upsert_snapshots(&snapshots, version))
+            .await
+    }
+
+    #[tracing::instrument(skip(self), fields(store = "local"))]
+    async fn load_snapshots(&self) -> Result<Vec<ServiceSnapshot>, StoreError> {
+        self.blocking(move |inner| clone_all(&inner.load_snapshots()?)).await
+    }
+
+    async fn instance_salt(&self) -> Result<String, StoreError> {
+        self.blocking(move |inner| inner.instance_salt()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        Capability, CausedBy, Change, Deployment, Incident, PipelineRun, SelfService, Service, SurveyResponse, Ticket,
+        Ts,
+    };
+    use std::collections::BTreeMap;
+
+    fn ts(s: &str) -> Ts {
+        Ts::parse(s).unwrap()
+    }
+
+    fn service(id: &str, team: &str) -> Service {
+        Service {
+            id: id.into(),
+            team: Some(team.into()),
+            repositories: vec!["acme/checkout".into()],
+            created_at: Some(ts("2026-01-02T03:04:05Z")),
+            lifecycle: Some("production".into()),
+            tier: Some("1".into()),
+            capabilities: vec![
+                Capability {
+                    name: "ci".into(),
+                    template: Some("golden-ci".into()),
+                    version: Some("v3".into()),
+                },
+                Capability {
+                    name: "logging".into(),
+                    template: None,
+                    version: None,
+                },
+            ],
+        }
+    }
+
+    fn deployment(id: &str, sha: &str) -> Record {
+        Record::Deployment(Deployment {
+            id: id.into(),
+            service: "checkout".into(),
+            repository: Some("acme/checkout".into()),
+            environment: "prod-eu".into(),
+            environment_tier: Some("production".into()),
+            sha: sha.into(),
+            status: "success".into(),
+            started_at: Some(ts("2026-07-01T12:00:00Z")),
+            finished_at: Some(ts("2026-07-01T12:05:00Z")),
+            pipeline_run: Some("github:run:1".into()),
+            source: Some("github".into()),
+            url: Some("https://example.invalid/d/1".into()),
+            commits: Some(vec!["aaa".into(), "bbb".into()]),
+        })
+    }
+
+    fn one_of_each_kind() -> Vec<Record> {
+        let mut answers = BTreeMap::new();
+        answers.insert("q1".to_string(), 4u8);
+        answers.insert("q2".to_string(), 2u8);
+        vec![
+            Record::Service(service("checkout", "payments")),
+            deployment("github:deploy:1", "abc123"),
+            Record::Change(Change {
+                id: "github:pr:acme/checkout#7".into(),
+                repository: "acme/checkout".into(),
+                service: "checkout".into(),
+                author: Some("octocat".into()),
+                is_bot: Some(false),
+                first_commit_at: Some(ts("2026-06-30T08:00:00Z")),
+                opened_at: Some(ts("2026-06-30T09:00:00Z")),
+                first_review_at: None,
+                merged_at: ts("2026-07-01T10:00:00Z"),
+                merge_sha: "abc123".into(),
+                labels: vec!["feature".into()],
+                title: Some("Add \"quotes\" and ünïcode".into()),
+            }),
+            Record::Incident(Incident {
+                id: "pagerduty:P1".into(),
+                services: vec!["checkout".into(), "cart".into()],
+                severity: Some("sev1".into()),
+                opened_at: ts("2026-07-02T00:00:00Z"),
+                acknowledged_at: Some(ts("2026-07-02T00:01:00Z")),
+                resolved_at: None,
+                source: Some("pagerduty".into()),
+                url: None,
+                caused_by: Some(CausedBy::Deployment("github:deploy:1".into())),
+            }),
+            Record::Ticket(Ticket {
+                id: "jira:PLAT-1".into(),
+                source: Some("jira".into()),
+                team: Some("payments".into()),
+                category: "access".into(),
+                created_at: ts("2026-07-03T00:00:00Z"),
+                resolved_at: Some(ts("2026-07-04T00:00:00Z")),
+            }),
+            Record::Survey(SurveyResponse {
+                wave: "2026-Q3".into(),
+                submitted_at: ts("2026-07-05T00:00:00Z"),
+                respondent: "5f2b".into(),
+                team: None,
+                nps: Some(9),
+                answers,
+                comment: Some("ok".into()),
+            }),
+            Record::PipelineRun(PipelineRun {
+                id: "github:run:1".into(),
+                service: "checkout".into(),
+                workflow: "ci".into(),
+                conclusion: "failure".into(),
+                started_at: ts("2026-07-01T11:00:00Z"),
+                finished_at: ts("2026-07-01T11:10:00Z"),
+                attempt: Some(2),
+                failure_class: Some("platform".into()),
+            }),
+            Record::SelfService(SelfService {
+                id: "backstage:task:1".into(),
+                kind: "new-service".into(),
+                team: Some("payments".into()),
+                service: Some("checkout".into()),
+                requested_at: ts("2026-07-01T00:00:00Z"),
+                ready_at: ts("2026-07-01T00:30:00Z"),
+            }),
+        ]
+    }
+
+    fn v(version: u64, record: Record) -> Versioned {
+        Versioned { version, record }
+    }
+
+    fn sha_of(r: &Record) -> &str {
+        match r {
+            Record::Deployment(d) => &d.sha,
+            other => panic!("not a deployment: {other:?}"),
+        }
+    }
+
+    fn by_key(records: Vec<Record>) -> BTreeMap<String, Record> {
+        records.into_iter().map(|r| (r.key(), r)).collect()
+    }
+
+    fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_str().unwrap().ends_with(suffix))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn every_record_kind_round_trips_through_parquet_and_a_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let records = one_of_each_kind();
+        assert_eq!(
+            records.iter().map(Record::kind).collect::<HashSet<_>>().len(),
+            Kind::ALL.len()
+        );
+        {
+            let store = LocalStore::open(tmp.path(), 16).unwrap();
+            let batch: Vec<Versioned> = records.iter().cloned().map(|r| v(1, r)).collect();
+            store.upsert(&batch).await.unwrap();
+            for r in &records {
+                assert_eq!(store.load(r.kind()).await.unwrap(), vec![r.clone()], "{}", r.kind());
+            }
+        }
+        let store = LocalStore::open(tmp.path(), 16).unwrap();
+        for r in &records {
+            assert_eq!(
+                store.load(r.kind()).await.unwrap(),
+                vec![r.clone()],
+                "{} after reopen",
+                r.kind()
+            );
+            assert_eq!(store.count(r.kind()).await.unwrap(), 1);
+        }
+        assert_eq!(store.name(), "local");
+        assert!(store.migrate().await.unwrap().is_empty());
+        assert!(store.pending_migrations().await.unwrap().is_empty());
+        store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_highest_version_wins_whatever_the_write_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path(), 16).unwrap();
+        store.upsert(&[v(20, deployment("d1", "new"))]).await.unwrap();
+        // A replayed, older event arrives after the newer one: it must not win.
+        store.upsert(&[v(10, deployment("d1", "old"))]).await.unwrap();
+        // Within one batch, too.
+        store
+            .upsert(&[v(7, deployment("d2", "seven")), v(3, deployment("d2", "three"))])
+            .await
+            .unwrap();
+        // Equal versions: the later write wins.
+        store.upsert(&[v(5, deployment("d3", "first"))]).await.unwrap();
+        store.upsert(&[v(5, deployment("d3", "second"))]).await.unwrap();
+        let got = by_key(store.load(Kind::Deployments).await.unwrap());
+        assert_eq!(got.len(), 3);
+        assert_eq!(sha_of(&got["d1"]), "new");
+        assert_eq!(sha_of(&got["d2"]), "seven");
+        assert_eq!(sha_of(&got["d3"]), "second");
+        // A newer version replaces the cached set.
+        store.upsert(&[v(30, deployment("d1", "newest"))]).await.unwrap();
+        let got = by_key(store.load(Kind::Deployments).await.unwrap());
+        assert_eq!(sha_of(&got["d1"]), "newest");
+        assert_eq!(got.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_tombstone_hides_its_key_even_from_later_upserts_and_only_that_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = LocalStore::open(tmp.path(), 16).unwrap();
+            let change = one_of_each_kind()
+                .into_iter()
+                .find(|r| r.kind() == Kind::Changes)
+                .unwrap();
+            let Record::Change(mut c) = change else { unreachable!() };
+            // Same key as a deployment, another kind: must stay visible.
+            c.id = "d1".into();
+            store
+                .upsert(&[
+                    v(1, deployment("d1", "a")),
+                    v(1, deployment("d2", "b")),
+                    v(1, Record::Change(c)),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(store.count(Kind::Deployments).await.unwrap(), 2);
+            store.tombstone(Kind::Deployments, "d1", 2).await.unwrap();
+            assert_eq!(store.count(Kind::Deployments).await.unwrap(), 1);
+            store
+                .upsert(&[v(1_000, deployment("d1", "fetched again"))])
+                .await
+                .unwrap();
+            let got = store.load(Kind::Deployments).await.unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].key(), "d2");
+            assert_eq!(store.count(Kind::Changes).await.unwrap(), 1);
+        }
+        let store = LocalStore::open(tmp.path(), 16).unwrap();
+        let got = store.load(Kind::Deployments).await.unwrap();
+        assert_eq!(got.iter().map(Record::key).collect::<Vec<_>>(), vec!["d2"]);
+        assert_eq!(store.count(Kind::Changes).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn compaction_merges_segments_and_keeps_every_live_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("deployments");
+        let mut expected = BTreeMap::new();
+        {
+            let store = LocalStore::open(tmp.path(), 3).unwrap();
+            let mut version = 0;
+            for batch_no in 0..7 {
+                let mut batch = Vec::new();
+                for i in 0..10 {
+                    version += 1;
+                    let id = format!("d{}", (batch_no * 10 + i) % 25);
+                    let sha = format!("sha-{batch_no}-{i}");
+                    expected.insert(id.clone(), sha.clone());
+                    batch.push(v(version, deployment(&id, &sha)));
+                }
+                store.upsert(&batch).await.unwrap();
+                assert!(files_with_suffix(&dir, ".parquet").len() <= 3, "batch {batch_no}");
+                if batch_no == 3 {
+                    store.tombstone(Kind::Deployments, "d0", 1).await.unwrap();
+                    expected.remove("d0");
+                }
+            }
+            let got: BTreeMap<String, String> = store
+                .load(Kind::Deployments)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.key(), sha_of(r).to_string()))
+                .collect();
+            assert_eq!(got, expected);
+        }
+        // Writes 1-3 stay, write 4 overflows and is merged into segment 5, writes 6-8 overflow again into 9: the merged
+        // segment is always numbered after the ones it replaced.
+        let files = files_with_suffix(&dir, ".parquet");
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(files[0].ends_with("0000000009.parquet"), "{files:?}");
+        let store = LocalStore::open(tmp.path(), 3).unwrap();
+        assert_eq!(store.count(Kind::Deployments).await.unwrap() as usize, expected.len());
+        // The tombstoned key's rows were dropped from the merged segment, not just hidden.
+        let t = lock(&store.inner.records[&Kind::Deployments]);
+        let rows = t.read_live().unwrap();
+        let keys = rows.column("key").unwrap().str().unwrap();
+        assert!(keys.iter().all(|k| k != Some("d0")));
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_merge_and_delete_loses_and_duplicates_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("deployments");
+        {
+            let store = LocalStore::open(tmp.path(), 100).unwrap();
+            store
+                .upsert(&[v(1, deployment("d1", "one")), v(1, deployment("d2", "two"))])
+                .await
+                .unwrap();
+            store.upsert(&[v(2, deployment("d1", "one-b"))]).await.unwrap();
+        }
+        // Simulate the crash: keep copies of the old segments, compact, put the copies back.
+        let saved: Vec<(PathBuf, Vec<u8>)> = files_with_suffix(&dir, ".parquet")
+            .into_iter()
+            .map(|p| (p.clone(), fs::read(&p).unwrap()))
+            .collect();
+        {
+            let store = LocalStore::open(tmp.path(), 1).unwrap();
+            store.upsert(&[v(3, deployment("d3", "three"))]).await.unwrap();
+        }
+        assert_eq!(files_with_suffix(&dir, ".parquet").len(), 1);
+        for (p, bytes) in saved {
+            fs::write(p, bytes).unwrap();
+        }
+        let store = LocalStore::open(tmp.path(), 100).unwrap();
+        let got = by_key(store.load(Kind::Deployments).await.unwrap());
+        assert_eq!(got.len(), 3);
+        assert_eq!(sha_of(&got["d1"]), "one-b");
+    }
+
+    #[tokio::test]
+    async fn a_leftover_tmp_file_is_removed_on_open_and_never_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = LocalStore::open(tmp.path(), 16).unwrap();
+            store.upsert(&[v(1, deployment("d1", "a"))]).await.unwrap();
+        }
+        let dir = tmp.path().join("deployments");
+        let leftover = dir.join("0000000002.parquet.tmp");
+        fs::write(&leftover, b"half a parquet file").unwrap();
+        fs::write(tmp.path().join("salt.tmp"), b"half").unwrap();
+        let store = LocalStore::open(tmp.path(), 16).unwrap();
+        assert!(!leftover.exists());
+        assert!(!tmp.path().join("salt.tmp").exists());
+        assert_eq!(store.count(Kind::Deployments).await.unwrap(), 1);
+        store.upsert(&[v(2, deployment("d2", "b"))]).await.unwrap();
+        assert_eq!(store.count(Kind::Deployments).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_segment_is_reported_with_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path(), 16).unwrap();
+        drop(store);
+        let bad = tmp.path().join("tickets").join("0000000001.parquet");
+        fs::write(&bad, b"not parquet").unwrap();
+        let store = LocalStore::open(tmp.path(), 16).unwrap();
+        let err = store.load(Kind::Tickets).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        assert!(err.to_string().contains("0000000001.parquet"), "{err}");
+        // Other tables stay readable.
+        assert_eq!(store.count(Kind::Deployments).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_dir_is_locked_until_the_first_is_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = LocalStore::open(tmp.path(), 16).unwrap();
+        first.upsert(&[v(1, deployment("d1", "a"))]).await.unwrap();
+        match LocalStore::open(tmp.path(), 16) {
+            Err(StoreError::Locked(dir)) => assert_eq!(dir, tmp.path().display().to_string()),
+            Err(e) => panic!("expected Locked, got {e}"),
+            Ok(_) => panic!("expected Locked, got a second store"),
+        }
+        assert!(matches!(
+            LocalStore::open_read_only(tmp.path()),
+            Err(StoreError::Locked(_))
+        ));
+        drop(first);
+        let second = LocalStore::open(tmp.path(), 16).unwrap();
+        assert_eq!(sha_of(&second.load(Kind::Deployments).await.unwrap()[0]), "a");
+    }
+
+    #[tokio::test]
+    async fn read_only_stores_share_the_dir_read_and_refuse_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = LocalStore::open(tmp.path(), 16).unwrap();
+            store.upsert(&[v(1, deployment("d1", "a"))]).await.unwrap();
+            store.set_cursor("github", "acme", "etag-1").await.unwrap();
+            store.instance_salt().await.unwrap();
+        }
+        let a = LocalStore::open_read_only(tmp.path()).unwrap();
+        let b = LocalStore::open_read_only(tmp.path()).unwrap();
+        assert!(a.is_read_only());
+        assert_eq!(a.count(Kind::Deployments).await.unwrap(), 1);
+        assert_eq!(b.get_cursor("github", "acme").await.unwrap().as_deref(), Some("etag-1"));
+        assert_eq!(a.instance_salt().await.unwrap(), b.instance_salt().await.unwrap());
+        let err = a.upsert(&[v(2, deployment("d2", "b"))]).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Rejected(_)) && err.to_string().contains("read-only"),
+            "{err}"
+        );
+        assert!(a.tombstone(Kind::Deployments, "d1", 3).await.is_err());
+        assert!(a.set_cursor("github", "acme", "x").await.is_err());
+        assert!(matches!(LocalStore::open(tmp.path(), 16), Err(StoreError::Locked(_))));
+        let missing = tmp.path().join("nope");
+        let err = LocalStore::open_read_only(&missing).err().unwrap();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn cursors_snapshots_and_salt_persist_across_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let day1 = ts("2026-07-01T00:00:00Z");
+        let day2 = ts("2026-07-02T00:00:00Z");
+        let salt;
+        {
+            let store = LocalStore::open(tmp.path(), 2).unwrap();
+            assert_eq!(store.get_cursor("github", "acme/checkout").await.unwrap(), None);
+            store
+                .set_cursor("github", "acme/checkout", "2026-07-01T00:00:00Z")
+                .await
+                .unwrap();
+            store
+                .set_cursor("github", "acme/checkout", "2026-07-02T00:00:00Z")
+                .await
+                .unwrap();
+            store.set_cursor("jira", "PLAT", "42").await.unwrap();
+            store.set_cursor("pagerduty", "all", "p-1").await.unwrap();
+            assert_eq!(
+                store.get_cursor("github", "acme/checkout").await.unwrap().as_deref(),
+                Some("2026-07-02T00:00:00Z")
+            );
+            let snaps = vec![
+                ServiceSnapshot {
+                    day: day1,
+                    service: service("checkout", "payments"),
+                },
+                ServiceSnapshot {
+                    day: day2,
+                    service: service("checkout", "payments"),
+                },
+            ];
+            store.upsert_snapshots(&snaps, 1).await.unwrap();
+            // The same (day, service) again: replaces the first day's snapshot.
+            store
+                .upsert_snapshots(
+                    &[ServiceSnapshot {
+                        day: day1,
+                        service: service("checkout", "growth"),
+                    }],
+                    2,
+                )
+                .await
+                .unwrap();
+            salt = store.instance_salt().await.unwrap();
+            assert_eq!(salt.len(), 32);
+            assert!(salt.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(store.instance_salt().await.unwrap(), salt);
+        }
+        let store = LocalStore::open(tmp.path(), 2).unwrap();
+        assert_eq!(
+            store.get_cursor("github", "acme/checkout").await.unwrap().as_deref(),
+            Some("2026-07-02T00:00:00Z")
+        );
+        assert_eq!(store.get_cursor("jira", "PLAT").await.unwrap().as_deref(), Some("42"));
+        assert_eq!(store.get_cursor("jira", "OTHER").await.unwrap(), None);
+        let mut snaps = store.load_snapshots().await.unwrap();
+        snaps.sort_by_key(|s| s.day);
+        assert_eq!(snaps.len(), 2);
+        assert_eq!(snaps[0].day, day1);
+        assert_eq!(snaps[0].service.team.as_deref(), Some("growth"));
+        assert_eq!(snaps[1].service, service("checkout", "payments"));
+        assert_eq!(store.instance_salt().await.unwrap(), salt);
+    }
+
+    fn bench_deployment(i: usize) -> Record {
+        let mut r = deployment(&format!("github:deploy:{i}"), &format!("{:040x}", i * 7919));
+        if let Record::Deployment(d) = &mut r {
+            d.service = format!("service-{}", i % 3_000);
+            d.url = Some(format!(
+                "https://github.example/acme/service-{}/deployments/{i}",
+                i % 3_000
+            ));
+        }
+        r
+    }
+
+    /// Throughput check: `cargo test --lib store::local -- --ignored --nocapture`.
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore]
+    async fn bench_upsert_and_load_one_million_deployments() {
+        const N: usize = 1_000_000;
+        const BATCH: usize = 100_000;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path(), 16).unwrap();
+        let records: Vec<Versioned> = (0..N).map(|i| v(i as u64 + 1, bench_deployment(i))).collect();
+        let started = std::time::Instant::now();
+        for chunk in records.chunks(BATCH) {
+            store.upsert(chunk).await.unwrap();
+        }
+        let upsert = started.elapsed().as_secs_f64();
+        drop(records);
+        let started = std::time::Instant::now();
+        let loaded = store.load(Kind::Deployments).await.unwrap();
+        let cold = started.elapsed().as_secs_f64();
+        assert_eq!(loaded.len(), N);
+        drop(loaded);
+        let started = std::time::Instant::now();
+        let loaded = store.load(Kind::Deployments).await.unwrap();
+        let warm = started.elapsed().as_secs_f64();
+        assert_eq!(loaded.len(), N);
+        let bytes: u64 = files_with_suffix(&tmp.path().join("deployments"), ".parquet")
+            .iter()
+            .map(|p| p.metadata().unwrap().len())
+            .sum();
+        println!(
+            "local store, {N} deployments: upsert {upsert:.2}s ({:.0}/s), cold load {cold:.2}s ({:.0}/s), \
+             cached load {warm:.2}s ({:.0}/s), {:.1} MB on disk",
+            N as f64 / upsert,
+            N as f64 / cold,
+            N as f64 / warm,
+            bytes as f64 / 1e6
+        );
+    }
+}

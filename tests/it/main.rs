@@ -1,1 +1,9 @@
+//! The one integration-test binary. [`helpers::TestApp`] starts the real application on a free port with
+//! either store; ClickHouse tests use a fresh database each and are skipped (with a message) when
+//! PAVEMETER_TEST_CLICKHOUSE_URL is unset. Tests that read ../shared/fixtures say so when it is absent.
 
+mod helpers;
+mod ingest;
+mod collectors;
+mod dashboards;
+mod clickhouse_store;
