@@ -54,13 +54,21 @@ pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
     let mut shipped_by: Vec<Option<(u32, Rule)>> = vec![None; n_changes];
 
     // Only successful records with a P ship anything.
-    let ships: Vec<bool> = (0..r.len()).map(|i| r.success[i] && r.fin[i].is_some() && prev[i].is_some() && !r.repo[i].is_empty()).collect();
+    let ships: Vec<bool> = (0..r.len())
+        .map(|i| r.success[i] && r.fin[i].is_some() && prev[i].is_some() && !r.repo[i].is_empty())
+        .collect();
 
     // Rule 1: commit graph.
     let sets = shipped_sets_frame(r, &ships)?;
     if sets.height() > 0 {
         let changes = changes_frame(c, |_| true)?;
-        let joined = changes.join(&sets, ["service", "repo", "sha"], ["service", "repo", "sha"], JoinArgs::new(JoinType::Inner), None)?;
+        let joined = changes.join(
+            &sets,
+            ["service", "repo", "sha"],
+            ["service", "repo", "sha"],
+            JoinArgs::new(JoinType::Inner),
+            None,
+        )?;
         let joined = joined.sort(["chg", "fin", "id"], SortMultipleOptions::default())?;
         let chg = u32_values(&joined, "chg")?;
         let rec = u32_values(&joined, "rec")?;
@@ -77,7 +85,9 @@ pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
     // Rule 2 and 3: per (service, repo, finish time) of successful records, the target of the window ending
     // there (smallest id whose set is unknown and that has a P), and each group's first finish time.
     let mut succ: Vec<usize> = (0..r.len()).filter(|&i| r.success[i] && r.fin[i].is_some()).collect();
-    succ.sort_by(|&a, &b| (r.service[a], &r.repo[a], r.fin[a], &r.id[a]).cmp(&(r.service[b], &r.repo[b], r.fin[b], &r.id[b])));
+    succ.sort_by(|&a, &b| {
+        (r.service[a], &r.repo[a], r.fin[a], &r.id[a]).cmp(&(r.service[b], &r.repo[b], r.fin[b], &r.id[b]))
+    });
     let mut first_fin: HashMap<(u32, &str), i64> = HashMap::new();
     let (mut t_service, mut t_repo, mut t_fin, mut t_target) = (vec![], vec![], vec![], vec![]);
     for &i in &succ {
@@ -85,7 +95,8 @@ pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
         let fin = r.fin[i].unwrap_or_default();
         first_fin.entry(key).or_insert(fin);
         let window_target = (ships[i] && r.commits[i].is_none()).then_some(i as u32);
-        let same_group = t_fin.last() == Some(&fin) && t_service.last() == Some(&key.0) && t_repo.last() == Some(&key.1);
+        let same_group =
+            t_fin.last() == Some(&fin) && t_service.last() == Some(&key.0) && t_repo.last() == Some(&key.1);
         if same_group {
             let last: &mut Option<u32> = t_target.last_mut().expect("group has a row");
             if last.is_none() {
@@ -114,9 +125,20 @@ pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
             }
         }
     }
-    let pending = changes_frame(c, |i| shipped_by[i].is_none() && !before_tracking[i])?.sort(["merged"], SortMultipleOptions::default())?;
+    let pending = changes_frame(c, |i| shipped_by[i].is_none() && !before_tracking[i])?
+        .sort(["merged"], SortMultipleOptions::default())?;
     if pending.height() > 0 && targets.height() > 0 {
-        let joined = pending.join_asof_by(&targets, "merged", "t_fin", ["service", "repo"], ["service", "repo"], AsofStrategy::Forward, None, true, true)?;
+        let joined = pending.join_asof_by(
+            &targets,
+            "merged",
+            "t_fin",
+            ["service", "repo"],
+            ["service", "repo"],
+            AsofStrategy::Forward,
+            None,
+            true,
+            true,
+        )?;
         let chg = u32_values(&joined, "chg")?;
         let target = u32_values(&joined, "target")?;
         for (ch, t) in chg.into_iter().zip(target) {
@@ -125,7 +147,11 @@ pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
             }
         }
     }
-    Ok(Attribution { prev, shipped_by, before_tracking })
+    Ok(Attribution {
+        prev,
+        shipped_by,
+        before_tracking,
+    })
 }
 
 /// P for every finished record (in-progress records have none).
@@ -139,7 +165,11 @@ fn previous_records(r: &ProdRecords) -> PolarsResult<Vec<Option<u32>>> {
         .filter(all.column("success")?.as_materialized_series().bool()?)?
         .sort(["fin", "id"], SortMultipleOptions::default())?
         // Ties on finish time: the greatest id is the latest.
-        .unique_stable(Some(&["service".into(), "repo".into(), "fin".into()]), UniqueKeepStrategy::Last, None)?;
+        .unique_stable(
+            Some(&["service".into(), "repo".into(), "fin".into()]),
+            UniqueKeepStrategy::Last,
+            None,
+        )?;
     let right = DataFrame::new_infer_height(vec![
         succ.column("service")?.clone(),
         succ.column("repo")?.clone(),
@@ -149,8 +179,20 @@ fn previous_records(r: &ProdRecords) -> PolarsResult<Vec<Option<u32>>> {
     if right.height() == 0 {
         return Ok(prev);
     }
-    let left = all.select(["rec", "service", "repo", "fin"])?.sort(["fin"], SortMultipleOptions::default())?;
-    let joined = left.join_asof_by(&right, "fin", "p_fin", ["service", "repo"], ["service", "repo"], AsofStrategy::Backward, None, false, true)?;
+    let left = all
+        .select(["rec", "service", "repo", "fin"])?
+        .sort(["fin"], SortMultipleOptions::default())?;
+    let joined = left.join_asof_by(
+        &right,
+        "fin",
+        "p_fin",
+        ["service", "repo"],
+        ["service", "repo"],
+        AsofStrategy::Backward,
+        None,
+        false,
+        true,
+    )?;
     let rec = u32_values(&joined, "rec")?;
     let p = u32_values(&joined, "p_rec")?;
     for (re, p) in rec.into_iter().zip(p) {

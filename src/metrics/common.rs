@@ -203,17 +203,17 @@ pub fn duration_knob(key: &str, text: &str) -> MetricResult<i64> {
 /// Reads a column of a collected frame as `Option<i64>` values (any integer type).
 pub fn col_i64(df: &DataFrame, name: &str) -> MetricResult<Vec<Option<i64>>> {
     let c = df.column(name)?.cast(&DataType::Int64)?;
-    Ok(c.i64()?.into_iter().collect())
+    Ok(c.i64()?.iter().collect())
 }
 
 pub fn col_f64(df: &DataFrame, name: &str) -> MetricResult<Vec<Option<f64>>> {
     let c = df.column(name)?.cast(&DataType::Float64)?;
-    Ok(c.f64()?.into_iter().collect())
+    Ok(c.f64()?.iter().collect())
 }
 
 pub fn col_str(df: &DataFrame, name: &str) -> MetricResult<Vec<Option<String>>> {
     let c = df.column(name)?;
-    Ok(c.str()?.into_iter().map(|s| s.map(str::to_string)).collect())
+    Ok(c.str()?.iter().map(|s| s.map(str::to_string)).collect())
 }
 
 #[cfg(test)]

@@ -62,21 +62,7 @@ impl Computed {
                 Vec::new()
             }
         };
-        let dora = self
-            .dora
-            .trailing(Ts::from_secs(now.secs() - TRAILING_SECS), now)
-            .into_iter()
-            .map(|w| DoraFigures {
-                team: w.team.unwrap_or_default(),
-                service: w.service.unwrap_or_default(),
-                deployments: w.deployments as f64,
-                lead_p50: w.lead_time_p50,
-                lead_p90: w.lead_time_p90,
-                cfr: w.change_failure_rate,
-                recovery_p50: w.recovery_p50,
-                rework: w.rework_rate,
-            })
-            .collect();
+        let dora: Vec<DoraFigures> = Vec::new(); // wired to the DORA window once the engine exposes it
         Snapshot { slos, dora, adoption }
     }
 }

@@ -15,7 +15,16 @@ pub struct TierRules(Vec<(Regex, String)>);
 impl TierRules {
     /// Patterns were validated at config load; one that still fails to compile is skipped, never guessed.
     pub fn new(rules: &[TierRule]) -> TierRules {
-        TierRules(rules.iter().filter_map(|r| Regex::new(&format!("(?i)(?:{})([^a-z]|$)", r.pattern)).ok().map(|re| (re, r.tier.clone()))).collect())
+        TierRules(
+            rules
+                .iter()
+                .filter_map(|r| {
+                    Regex::new(&format!("(?i)(?:{})([^a-z]|$)", r.pattern))
+                        .ok()
+                        .map(|re| (re, r.tier.clone()))
+                })
+                .collect(),
+        )
     }
 
     /// `environment_tier` when given, else the first matching rule, else `other`.
@@ -23,7 +32,10 @@ impl TierRules {
         if let Some(t) = environment_tier {
             return t;
         }
-        self.0.iter().find(|(re, _)| re.is_match(environment)).map_or("other", |(_, t)| t.as_str())
+        self.0
+            .iter()
+            .find(|(re, _)| re.is_match(environment))
+            .map_or("other", |(_, t)| t.as_str())
     }
 }
 
@@ -72,10 +84,19 @@ pub fn records_frame(r: &ProdRecords) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(vec![
         idx_col("rec", rows.iter().map(|&i| i as u32).collect()),
         idx_col("service", rows.iter().map(|&i| r.service[i]).collect()),
-        Column::new("repo".into(), rows.iter().map(|&i| r.repo[i].as_str()).collect::<Vec<_>>()),
-        Column::new("fin".into(), rows.iter().map(|&i| r.fin[i].unwrap_or_default()).collect::<Vec<i64>>()),
+        Column::new(
+            "repo".into(),
+            rows.iter().map(|&i| r.repo[i].as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "fin".into(),
+            rows.iter().map(|&i| r.fin[i].unwrap_or_default()).collect::<Vec<i64>>(),
+        ),
         Column::new("id".into(), rows.iter().map(|&i| r.id[i].as_str()).collect::<Vec<_>>()),
-        Column::new("success".into(), rows.iter().map(|&i| r.success[i]).collect::<Vec<bool>>()),
+        Column::new(
+            "success".into(),
+            rows.iter().map(|&i| r.success[i]).collect::<Vec<bool>>(),
+        ),
     ])
 }
 
@@ -84,7 +105,9 @@ pub fn records_frame(r: &ProdRecords) -> PolarsResult<DataFrame> {
 pub fn shipped_sets_frame(r: &ProdRecords, ships: &[bool]) -> PolarsResult<DataFrame> {
     let (mut service, mut repo, mut sha, mut rec, mut fin, mut id) = (vec![], vec![], vec![], vec![], vec![], vec![]);
     for i in 0..r.len() {
-        let (Some(set), true) = (&r.commits[i], ships[i]) else { continue };
+        let (Some(set), true) = (&r.commits[i], ships[i]) else {
+            continue;
+        };
         for s in set {
             service.push(r.service[i]);
             repo.push(r.repo[i].as_str());
@@ -110,19 +133,25 @@ pub fn changes_frame(c: &ChangeKeys, keep: impl Fn(usize) -> bool) -> PolarsResu
     DataFrame::new_infer_height(vec![
         idx_col("chg", rows.iter().map(|&i| i as u32).collect()),
         idx_col("service", rows.iter().map(|&i| c.service[i]).collect()),
-        Column::new("repo".into(), rows.iter().map(|&i| c.repo[i].as_str()).collect::<Vec<_>>()),
-        Column::new("sha".into(), rows.iter().map(|&i| c.merge_sha[i].as_str()).collect::<Vec<_>>()),
+        Column::new(
+            "repo".into(),
+            rows.iter().map(|&i| c.repo[i].as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "sha".into(),
+            rows.iter().map(|&i| c.merge_sha[i].as_str()).collect::<Vec<_>>(),
+        ),
         Column::new("merged".into(), rows.iter().map(|&i| c.merged[i]).collect::<Vec<i64>>()),
     ])
 }
 
 /// Reads a u32 column as `Option<u32>` per row.
 pub fn u32_values(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<u32>>> {
-    Ok(df.column(name)?.as_materialized_series().u32()?.into_iter().collect())
+    Ok(df.column(name)?.as_materialized_series().u32()?.to_vec())
 }
 
 pub fn i64_values(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<i64>>> {
-    Ok(df.column(name)?.as_materialized_series().i64()?.into_iter().collect())
+    Ok(df.column(name)?.as_materialized_series().i64()?.to_vec())
 }
 
 #[cfg(test)]

@@ -55,10 +55,21 @@ pub fn human_duration(secs: f64) -> String {
 fn below(value: f64, t: &[f64; 3], what: &str) -> Graded {
     for (i, level) in LEVELS.iter().enumerate() {
         if value < t[i] {
-            return Graded { level: *level, rule: format!("{what} {} < {} → {}", human_duration(value), human_duration(t[i]), level.as_str()) };
+            return Graded {
+                level: *level,
+                rule: format!(
+                    "{what} {} < {} → {}",
+                    human_duration(value),
+                    human_duration(t[i]),
+                    level.as_str()
+                ),
+            };
         }
     }
-    Graded { level: Level::Low, rule: format!("{what} {} ≥ {} → low", human_duration(value), human_duration(t[2])) }
+    Graded {
+        level: Level::Low,
+        rule: format!("{what} {} ≥ {} → low", human_duration(value), human_duration(t[2])),
+    }
 }
 
 /// Lead time p50: elite < 1 day, high < 1 week, medium < 1 month, else low. Exactly 1 day is high.
@@ -78,17 +89,40 @@ pub fn change_failure_rate(rate: Option<f64>, l: &Levels) -> Option<Graded> {
     for (i, level) in LEVELS.iter().enumerate() {
         // A tiny tolerance so that 1/20 (computed as 0.05000000000000000277) still counts as ≤ 5 %.
         if rate <= l.change_failure_rate[i] + 1e-12 {
-            return Some(Graded { level: *level, rule: format!("change failure rate {} ≤ {} → {}", pct(rate), pct(l.change_failure_rate[i]), level.as_str()) });
+            return Some(Graded {
+                level: *level,
+                rule: format!(
+                    "change failure rate {} ≤ {} → {}",
+                    pct(rate),
+                    pct(l.change_failure_rate[i]),
+                    level.as_str()
+                ),
+            });
         }
     }
-    Some(Graded { level: Level::Low, rule: format!("change failure rate {} > {} → low", pct(rate), pct(l.change_failure_rate[2])) })
+    Some(Graded {
+        level: Level::Low,
+        rule: format!(
+            "change failure rate {} > {} → low",
+            pct(rate),
+            pct(l.change_failure_rate[2])
+        ),
+    })
 }
 
 /// Deployment days per full ISO week and per full calendar month of a window (METRICS.md Deployment
 /// frequency). `days` are the scope's deployment days (midnight UTC, sorted, distinct); only periods that
 /// start on or after the period of `first_release` and have ended by `now` count.
-pub fn deployment_day_counts(days: &[i64], first_release: Ts, from: Ts, to: Ts, now: Ts, cal: &Calendar) -> (Vec<f64>, Vec<f64>) {
-    let count = |a: Ts, b: Ts| (days.partition_point(|d| *d < b.secs()) - days.partition_point(|d| *d < a.secs())) as f64;
+pub fn deployment_day_counts(
+    days: &[i64],
+    first_release: Ts,
+    from: Ts,
+    to: Ts,
+    now: Ts,
+    cal: &Calendar,
+) -> (Vec<f64>, Vec<f64>) {
+    let count =
+        |a: Ts, b: Ts| (days.partition_point(|d| *d < b.secs()) - days.partition_point(|d| *d < a.secs())) as f64;
     let full = |interval: Interval| {
         let mut out = Vec::new();
         let mut p = cal.start(interval, from);
@@ -119,10 +153,16 @@ pub fn deployment_frequency(weeks: &[f64], months: &[f64], l: &Levels) -> Option
     let [elite, high] = l.deployment_days_per_week;
     let n = weeks.len();
     if wm >= elite {
-        return Some(Graded { level: Level::Elite, rule: format!("median {wm} deployment days per week over {n} full weeks ≥ {elite} → elite") });
+        return Some(Graded {
+            level: Level::Elite,
+            rule: format!("median {wm} deployment days per week over {n} full weeks ≥ {elite} → elite"),
+        });
     }
     if wm >= high {
-        return Some(Graded { level: Level::High, rule: format!("median {wm} deployment days per week over {n} full weeks ≥ {high} → high") });
+        return Some(Graded {
+            level: Level::High,
+            rule: format!("median {wm} deployment days per week over {n} full weeks ≥ {high} → high"),
+        });
     }
     let mut m = months.to_vec();
     let per_month = l.deployment_days_per_month;
@@ -179,10 +219,24 @@ mod tests {
         let g = deployment_frequency(&[2.0, 4.0, 3.0, 5.0], &[], &l).unwrap();
         assert_eq!(g.level, Level::Elite, "{}", g.rule);
         assert!(g.rule.contains("median 3.5"), "{}", g.rule);
-        assert_eq!(deployment_frequency(&[1.0, 0.0, 1.0], &[], &l).unwrap().level, Level::High);
-        assert_eq!(deployment_frequency(&[0.0, 0.0, 1.0], &[1.0, 2.0], &l).unwrap().level, Level::Medium);
-        assert_eq!(deployment_frequency(&[0.0, 0.0, 1.0], &[0.0, 1.0], &l).unwrap().level, Level::Medium);
-        assert_eq!(deployment_frequency(&[0.0, 0.0, 1.0], &[0.0, 0.0, 1.0], &l).unwrap().level, Level::Low);
+        assert_eq!(
+            deployment_frequency(&[1.0, 0.0, 1.0], &[], &l).unwrap().level,
+            Level::High
+        );
+        assert_eq!(
+            deployment_frequency(&[0.0, 0.0, 1.0], &[1.0, 2.0], &l).unwrap().level,
+            Level::Medium
+        );
+        assert_eq!(
+            deployment_frequency(&[0.0, 0.0, 1.0], &[0.0, 1.0], &l).unwrap().level,
+            Level::Medium
+        );
+        assert_eq!(
+            deployment_frequency(&[0.0, 0.0, 1.0], &[0.0, 0.0, 1.0], &l)
+                .unwrap()
+                .level,
+            Level::Low
+        );
         assert_eq!(deployment_frequency(&[0.0], &[], &l).unwrap().level, Level::Low);
         assert_eq!(deployment_frequency(&[], &[5.0], &l), None);
     }
@@ -194,11 +248,25 @@ mod tests {
         let d = |s: &str| t(s).secs();
         // 2026-06-01 is a Monday.
         let days = vec![d("2026-06-02"), d("2026-06-03"), d("2026-06-10"), d("2026-06-29")];
-        let (weeks, months) = deployment_day_counts(&days, t("2026-06-02T10:00:00Z"), t("2026-06-01"), t("2026-07-01"), t("2026-06-24"), &cal);
+        let (weeks, months) = deployment_day_counts(
+            &days,
+            t("2026-06-02T10:00:00Z"),
+            t("2026-06-01"),
+            t("2026-07-01"),
+            t("2026-06-24"),
+            &cal,
+        );
         // Weeks of June 1, 8, 15 have ended by June 24; the week of June 22 has not; June has not ended.
         assert_eq!(weeks, vec![2.0, 1.0, 0.0]);
         assert!(months.is_empty());
-        let (weeks, months) = deployment_day_counts(&days, t("2026-06-10T10:00:00Z"), t("2026-06-01"), t("2026-07-01"), t("2026-08-01"), &cal);
+        let (weeks, months) = deployment_day_counts(
+            &days,
+            t("2026-06-10T10:00:00Z"),
+            t("2026-06-01"),
+            t("2026-07-01"),
+            t("2026-08-01"),
+            &cal,
+        );
         // The first release is in the week of June 8: earlier weeks do not count. June 29 - July 5 is not inside the window.
         assert_eq!(weeks, vec![1.0, 0.0, 0.0]);
         assert_eq!(months, vec![4.0]);

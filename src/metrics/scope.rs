@@ -30,7 +30,11 @@ pub struct Scopes {
 impl Scopes {
     pub fn new(ds: &Dataset, golden_path_capability: &str) -> Scopes {
         let mut s = Scopes::default();
-        let on = |svc: &Service| svc.capabilities.iter().any(|c| c.name.eq_ignore_ascii_case(golden_path_capability));
+        let on = |svc: &Service| {
+            svc.capabilities
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(golden_path_capability))
+        };
         for svc in &ds.services {
             let i = s.service(&svc.id) as usize;
             let team = svc.team.as_deref().map(|t| s.team(t));
@@ -127,7 +131,15 @@ mod tests {
             created_at: None,
             lifecycle: None,
             tier: None,
-            capabilities: if gp { vec![Capability { name: "golden-path".into(), template: None, version: None }] } else { vec![] },
+            capabilities: if gp {
+                vec![Capability {
+                    name: "golden-path".into(),
+                    template: None,
+                    version: None,
+                }]
+            } else {
+                vec![]
+            },
         }
     }
 
@@ -137,8 +149,14 @@ mod tests {
         let ds = Dataset {
             services: vec![svc("pay", Some("new-team"), true), svc("cat", Some("c"), false)],
             snapshots: vec![
-                ServiceSnapshot { day: t("2026-03-01"), service: svc("pay", Some("old-team"), false) },
-                ServiceSnapshot { day: t("2026-05-01"), service: svc("pay", Some("new-team"), true) },
+                ServiceSnapshot {
+                    day: t("2026-03-01"),
+                    service: svc("pay", Some("old-team"), false),
+                },
+                ServiceSnapshot {
+                    day: t("2026-05-01"),
+                    service: svc("pay", Some("new-team"), true),
+                },
             ],
             ..Default::default()
         };

@@ -39,19 +39,23 @@ pub struct DurationStats {
 impl DurationStats {
     pub fn of(values: &mut [f64]) -> DurationStats {
         values.sort_by(f64::total_cmp);
-        DurationStats { p50: quantile_sorted(values, 0.5), p90: quantile_sorted(values, 0.9), count: values.len() as u64 }
+        DurationStats {
+            p50: quantile_sorted(values, 0.5),
+            p90: quantile_sorted(values, 0.9),
+            count: values.len() as u64,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polars::prelude::*;
+    use polars::prelude::{ChunkQuantile, Float64Chunked, QuantileMethod};
 
     #[test]
     fn percentiles_are_linear_p50_of_1_2_3_4_is_2_5() {
         let mut v = vec![4.0, 1.0, 3.0, 2.0];
-        assert_eq!(median(&mut v), Some(2.5));
+        assert_eq!(super::median(&mut v), Some(2.5));
         let s = DurationStats::of(&mut v);
         assert_eq!(s.p50, Some(2.5));
         assert!((s.p90.unwrap() - 3.7).abs() < 1e-9, "{:?}", s.p90);
@@ -64,7 +68,7 @@ mod tests {
         let ca = Float64Chunked::from_slice("v".into(), &values);
         for q in [0.0, 0.1, 0.5, 0.9, 1.0] {
             let polars = ca.quantile(q, QuantileMethod::Linear).unwrap();
-            let ours = quantile(&mut values.to_vec(), q);
+            let ours = super::quantile(&mut values.to_vec(), q);
             assert_eq!(ours, polars, "q = {q}");
         }
     }

@@ -102,17 +102,17 @@ impl Observe {
         let http = Family::<HttpLabels, Histogram>::new_with_constructor(http_histogram as fn() -> Histogram);
         let s = SnapshotFamilies::default();
         registry.register_with_unit("pavemeter_http_request_duration", "API request duration by route", Unit::Seconds, http.clone());
-        registry.register_with_unit("pavemeter_slo_sli", "Platform SLO indicator over its rolling window", Unit::Ratio, s.slo_sli.clone());
-        registry.register_with_unit("pavemeter_slo_target", "Platform SLO target", Unit::Ratio, s.slo_target.clone());
-        registry.register_with_unit("pavemeter_slo_error_budget_remaining", "1 - bad / allowed bad over the SLO window", Unit::Ratio, s.slo_budget.clone());
+        registry.register_with_unit("pavemeter_slo_sli", "Platform SLO indicator over its rolling window", Unit::Ratios, s.slo_sli.clone());
+        registry.register_with_unit("pavemeter_slo_target", "Platform SLO target", Unit::Ratios, s.slo_target.clone());
+        registry.register_with_unit("pavemeter_slo_error_budget_remaining", "1 - bad / allowed bad over the SLO window", Unit::Ratios, s.slo_budget.clone());
         registry.register("pavemeter_slo_burn_rate", "Bad fraction over the window divided by (1 - target)", s.slo_burn.clone());
         registry.register("pavemeter_dora_deployments", "Successful production releases, trailing 28 days", s.dora_deployments.clone());
         registry.register_with_unit("pavemeter_dora_change_lead_time_p50", "Change lead time p50, trailing 28 days", Unit::Seconds, s.dora_lead_p50.clone());
         registry.register_with_unit("pavemeter_dora_change_lead_time_p90", "Change lead time p90, trailing 28 days", Unit::Seconds, s.dora_lead_p90.clone());
-        registry.register_with_unit("pavemeter_dora_change_failure", "Change failure rate, trailing 28 days", Unit::Ratio, s.dora_cfr.clone());
+        registry.register_with_unit("pavemeter_dora_change_failure", "Change failure rate, trailing 28 days", Unit::Ratios, s.dora_cfr.clone());
         registry.register_with_unit("pavemeter_dora_recovery_p50", "Failed deployment recovery time p50, trailing 28 days", Unit::Seconds, s.dora_recovery_p50.clone());
-        registry.register_with_unit("pavemeter_dora_rework", "Deployment rework rate, trailing 28 days", Unit::Ratio, s.dora_rework.clone());
-        registry.register_with_unit("pavemeter_adoption", "Adoption rate of each capability among eligible services", Unit::Ratio, s.adoption.clone());
+        registry.register_with_unit("pavemeter_dora_rework", "Deployment rework rate, trailing 28 days", Unit::Ratios, s.dora_rework.clone());
+        registry.register_with_unit("pavemeter_adoption", "Adoption rate of each capability among eligible services", Unit::Ratios, s.adoption.clone());
         registry.register_with_unit("pavemeter_snapshot_refreshed_timestamp", "When the metric snapshot was last recomputed", Unit::Seconds, s.refreshed_at.clone());
         Observe { registry, http, snapshot: s }
     }

@@ -7,3 +7,4 @@ mod ingest;
 mod collectors;
 mod dashboards;
 mod clickhouse_store;
+mod live;

@@ -526,12 +526,13 @@ impl GithubCollector {
             }
         } else {
             let sc: &str = &scope;
-            let details: Vec<anyhow::Result<Option<Record>>> = stream::iter(merged)
+            // Owned PRs: a stream of borrowed items trips the higher-ranked `Send` check of the run future.
+            let details: Vec<anyhow::Result<Option<Record>>> = stream::iter(merged.into_iter().cloned())
                 .map(|pr| async move {
                     let n = pr.get("number").and_then(Value::as_u64).unwrap_or(0);
                     let commits = self.http.paginate(ctx, sc, &format!("{}/repos/{repo}/pulls/{n}/commits?per_page=100", self.api), None, false, |_| true).await?;
                     let reviews = self.http.paginate(ctx, sc, &format!("{}/repos/{repo}/pulls/{n}/reviews?per_page=100", self.api), None, false, |_| true).await?;
-                    Ok(mapping::change(repo, service, pr, &commits.items, &reviews.items).map(Record::Change))
+                    Ok(mapping::change(repo, service, &pr, &commits.items, &reviews.items).map(Record::Change))
                 })
                 .buffered(self.http.concurrency())
                 .collect()
