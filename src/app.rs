@@ -156,12 +156,27 @@ impl DataCache {
         }
         let dataset = load_dataset(store).await?;
         let metrics = config.metrics.clone();
-        let computed = tokio::task::spawn_blocking(move || Computed::build(dataset, &metrics))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("metric computation panicked: {e}")))?;
+        let computed = cpu(move || Computed::build(dataset, &metrics)).await.map_err(|e| StoreError::Corrupt(format!("metric computation failed: {e}")))?;
         let computed = Arc::new(computed);
         *guard = Some((now_version, Instant::now(), computed.clone()));
         Ok(computed)
+    }
+}
+
+/// Runs CPU-heavy metric code on a plain thread, outside any async runtime: polars' lazy engine blocks in
+/// place when it finds a tokio context, which a current-thread runtime (tests, small tools) forbids.
+pub async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("pavemeter-cpu".into())
+        .spawn(move || {
+            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+        })
+        .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+    match rx.await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) => Err("the computation panicked (see the log)".into()),
+        Err(_) => Err("the worker thread ended without an answer".into()),
     }
 }
 

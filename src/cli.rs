@@ -200,7 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let store = open_store(&config, &env).await?;
             let dataset = crate::app::load_dataset(store.as_ref()).await.context("Reading the store")?;
             let metrics = config.metrics.clone();
-            let computed = tokio::task::spawn_blocking(move || crate::metrics::Computed::build(dataset, &metrics)).await?;
+            let computed = crate::app::cpu(move || crate::metrics::Computed::build(dataset, &metrics)).await.map_err(anyhow::Error::msg)?;
             let period = period.unwrap_or_else(|| last_complete_quarter(&config));
             let tables = crate::report::review(&computed, &config.metrics, &period, team.as_deref().map(str::to_ascii_lowercase).as_deref()).map_err(anyhow::Error::msg)?;
             print!("{}", crate::report::render(&tables, format));

@@ -113,6 +113,6 @@ pub async fn overview(State(state): State<AppState>, Query(q): Query<HashMap<Str
     let team = p.scope("team");
     let c = state.computed().await?;
     let cfg = state.config.metrics.clone();
-    let html = tokio::task::spawn_blocking(move || render(&page(&c, &cfg, team, Ts::now()))).await.map_err(|e| ApiError::internal("Rendering the overview", e))?;
+    let html = crate::app::cpu(move || render(&page(&c, &cfg, team, Ts::now()))).await.map_err(|e| ApiError::internal("Rendering the overview", e))?;
     Ok(Html(html).into_response())
 }

@@ -35,7 +35,7 @@ where
 {
     let c: Arc<Computed> = state.computed().await?;
     let cfg = state.config.metrics.clone();
-    tokio::task::spawn_blocking(move || f(&c, &cfg)).await.map_err(|e| ApiError::internal("Computing a metric", e))?.map_err(ApiError::from)
+    crate::app::cpu(move || f(&c, &cfg)).await.map_err(|e| ApiError::internal("Computing a metric", e))?.map_err(ApiError::from)
 }
 
 fn respond<T: Serialize>(p: &Params, out: &[T]) -> Result<Response, ApiError> {

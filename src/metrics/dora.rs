@@ -38,6 +38,7 @@ use regex::Regex;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
 
 fn rfc(t: i64) -> String {
     Ts::from_secs(t).rfc3339()
@@ -401,10 +402,9 @@ struct Acc {
 }
 
 struct DepInfo {
-    id: String,
-    service: String,
+    service: u32,
     environment: String,
-    tier: String,
+    tier: Arc<str>,
     status: String,
     sha: String,
     fin: Option<i64>,
@@ -563,12 +563,14 @@ impl DoraModel {
 
     /// As [`DoraModel::build`], with `now` deciding which weeks and months have ended and unrecovered ages.
     pub fn build_at(ds: &Dataset, cfg: &MetricsConfig, now: Ts) -> DoraModel {
+        let __t = std::time::Instant::now();
         let mut dq = Vec::new();
         let mut scopes = Scopes::new(ds, &cfg.golden_path_capability);
         let window = cfg.attribution_window_secs();
         let within = |gap: i64| window.is_none_or(|w| gap <= w);
         let tiers = TierRules::new(&cfg.tier_rules);
 
+        eprintln!("T 572 {:?}", __t.elapsed());
         // Repository keys: a record without `repository` stands for its service's only repository.
         let mut service_repos: HashMap<&str, BTreeSet<String>> = HashMap::new();
         for s in &ds.services {
@@ -590,15 +592,22 @@ impl DoraModel {
             (set.len() == 1).then(|| set.iter().next().cloned()).flatten()
         };
 
+        eprintln!("T 593 {:?}", __t.elapsed());
         // Deployments: tier, production records.
         let mut recs = ProdRecords::default();
         let mut deployments = Vec::with_capacity(ds.deployments.len());
         let mut dep_by_id = HashMap::with_capacity(ds.deployments.len());
+        // Tier rules run once per distinct environment name, not per record.
+        let mut tier_of_env: HashMap<&str, Arc<str>> = HashMap::new();
+        let mut explicit_tiers: HashMap<&str, Arc<str>> = HashMap::new();
         for (i, d) in ds.deployments.iter().enumerate() {
-            let tier = tiers.tier(&d.environment, d.environment_tier.as_deref()).to_string();
+            let tier: Arc<str> = match d.environment_tier.as_deref() {
+                Some(t) => explicit_tiers.entry(t).or_insert_with(|| Arc::from(t)).clone(),
+                None => tier_of_env.entry(d.environment.as_str()).or_insert_with(|| Arc::from(tiers.tier(&d.environment, None))).clone(),
+            };
             let svc = scopes.service(&d.service);
             let mut rec = None;
-            if tier == "production" {
+            if &*tier == "production" {
                 let repo = match &d.repository {
                     Some(r) => r.to_ascii_lowercase(),
                     None => only_repo(&d.service).unwrap_or_else(|| {
@@ -622,31 +631,24 @@ impl DoraModel {
                 recs.commits.push(d.commits.clone());
             }
             dep_by_id.insert(d.id.clone(), i as u32);
-            deployments.push(DepInfo {
-                id: d.id.clone(),
-                service: d.service.clone(),
-                environment: d.environment.clone(),
-                tier,
-                status: d.status.clone(),
-                sha: d.sha.clone(),
-                fin: d.finished_at.map(Ts::secs),
-                rec,
-            });
+            deployments.push(DepInfo { service: svc, environment: d.environment.clone(), tier, status: d.status.clone(), sha: d.sha.clone(), fin: d.finished_at.map(Ts::secs), rec });
         }
 
+        eprintln!("T 637 {:?}", __t.elapsed());
         // Releases: one pipeline_run of one service, or one record.
-        let mut release_of: HashMap<(u32, String), u32> = HashMap::new();
+        // Keyed by (service, is a pipeline run, run or record id), borrowing the ids.
+        let mut release_of: HashMap<(u32, bool, &str), u32> = HashMap::with_capacity(recs.len());
         let mut releases: Vec<Release> = Vec::new();
         let mut rec_release = vec![0u32; recs.len()];
         for r in 0..recs.len() {
             let d = &ds.deployments[recs.dep[r] as usize];
-            let (key, id) = match &d.pipeline_run {
-                Some(run) => (format!("run:{run}"), run.clone()),
-                None => (format!("dep:{}", d.id), d.id.clone()),
+            let key = match &d.pipeline_run {
+                Some(run) => (recs.service[r], true, run.as_str()),
+                None => (recs.service[r], false, d.id.as_str()),
             };
-            let idx = *release_of.entry((recs.service[r], key)).or_insert_with(|| {
+            let idx = *release_of.entry(key).or_insert_with(|| {
                 releases.push(Release {
-                    id,
+                    id: key.2.to_string(),
                     service: recs.service[r],
                     records: Vec::new(),
                     fin: i64::MIN,
@@ -669,6 +671,22 @@ impl DoraModel {
             rec_release[r] = idx;
         }
         for rel in &mut releases {
+            if let [r] = rel.records[..] {
+                // One record (the common case): its own status.
+                let r = r as usize;
+                let status = ds.deployments[recs.dep[r] as usize].status.as_str();
+                rel.status = match (recs.fin[r], status) {
+                    (None, _) => ReleaseStatus::Pending,
+                    (Some(_), "success") => ReleaseStatus::Success,
+                    (Some(_), "failure") => ReleaseStatus::Failed,
+                    (Some(_), _) => ReleaseStatus::Cancelled,
+                };
+                if let Some(fin) = recs.fin[r] {
+                    rel.fin = fin;
+                    rel.scope = scopes.at(rel.service, fin);
+                }
+                continue;
+            }
             let mut pending = false;
             let mut latest: HashMap<&str, (i64, &str, &str)> = HashMap::new();
             for &r in &rel.records {
@@ -701,6 +719,7 @@ impl DoraModel {
         }
         let ok_release = |releases: &[Release], r: u32| releases[r as usize].status == ReleaseStatus::Success;
 
+        eprintln!("T 704 {:?}", __t.elapsed());
         // Attribution.
         let change_svc: Vec<u32> = ds.changes.iter().map(|c| scopes.service(&c.service)).collect();
         // Interned now so that every per-service table below covers the incidents' services too.
@@ -735,6 +754,7 @@ impl DoraModel {
             }
         };
 
+        eprintln!("T 738 {:?}", __t.elapsed());
         // Changes: state, lead time and parts, classification.
         let fix_re = Regex::new(&format!("(?i){}", cfg.rework_title_pattern)).ok();
         let reverts_commit = Regex::new(r"(?i)This reverts commit ([0-9a-f]{7,40})").expect("static regex");
@@ -836,6 +856,7 @@ impl DoraModel {
             }
         }
 
+        eprintln!("T 839 {:?}", __t.elapsed());
         // Fix classification and reverts.
         let mut fix_why: Vec<Option<&'static str>> = vec![None; ds.changes.len()];
         // Reverts: first what each revert names, then only the look-ups those names need.
@@ -927,6 +948,7 @@ impl DoraModel {
             }
         }
 
+        eprintln!("T 930 {:?}", __t.elapsed());
         // Per service: successful releases by (finish, id); per service: successful records in successful
         // releases by (finish, release id), for incident inference.
         let mut svc_releases: Vec<Vec<u32>> = vec![Vec::new(); scopes.service_count()];
@@ -962,26 +984,31 @@ impl DoraModel {
             v.sort_by_key(|e| (e.0, rank[e.1 as usize]));
         }
 
+        eprintln!("T 965 {:?}", __t.elapsed());
         // Incidents: explicit links, then inference.
+        // The sha and change look-ups are built only when some incident names a sha or a change.
+        let names_sha = ds.incidents.iter().any(|i| matches!(i.caused_by, Some(CausedBy::Sha(_))));
+        let names_change = ds.incidents.iter().any(|i| matches!(i.caused_by, Some(CausedBy::Change(_))));
         let mut sha_entries: Vec<(String, (u32, u32))> = Vec::new();
-        for r in 0..recs.len() {
-            let rel = rec_release[r];
-            if recs.success[r] && ok_release(&releases, rel) {
-                sha_entries.push((recs.sha[r].clone(), (rank[rel as usize], rel)));
+        if names_sha {
+            for r in 0..recs.len() {
+                let rel = rec_release[r];
+                if recs.success[r] && ok_release(&releases, rel) {
+                    sha_entries.push((recs.sha[r].clone(), (rank[rel as usize], rel)));
+                }
             }
-        }
-        for (i, info) in changes.iter().enumerate() {
-            if let Some(rel) = info.release.filter(|&r| ok_release(&releases, r)) {
-                sha_entries.push((keys.merge_sha[i].clone(), (rank[rel as usize], rel)));
+            for (i, info) in changes.iter().enumerate() {
+                if let Some(rel) = info.release.filter(|&r| ok_release(&releases, r)) {
+                    sha_entries.push((keys.merge_sha[i].clone(), (rank[rel as usize], rel)));
+                }
             }
         }
         let sha_index = ShaIndex::new(sha_entries);
-        let change_by_id: HashMap<&str, u32> = ds
-            .changes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.as_str(), i as u32))
-            .collect();
+        let change_by_id: HashMap<&str, u32> = if names_change {
+            ds.changes.iter().enumerate().map(|(i, c)| (c.id.as_str(), i as u32)).collect()
+        } else {
+            HashMap::new()
+        };
         let mut restores = Vec::new();
         let severities: Vec<String> = cfg.restore_severities.iter().map(|s| s.to_ascii_lowercase()).collect();
         for (k, inc) in ds.incidents.iter().enumerate() {
@@ -1088,6 +1115,7 @@ impl DoraModel {
             }
         }
 
+        eprintln!("T 1091 {:?}", __t.elapsed());
         // Rollbacks: per (service, repo) chain of successful records, a record deploying a sha that was live
         // before marks every release since that sha's last deployment, within the window. Each chain position
         // is marked at most once (disjoint-set skipping), so the pass is near linear.
@@ -1154,6 +1182,7 @@ impl DoraModel {
             }
         }
 
+        eprintln!("T 1157 {:?}", __t.elapsed());
         // Deployed reverts within the window fail the release that shipped the reverted change.
         for (&reverted, revs) in &reverts_of {
             let Some(x) = changes[reverted as usize].release.filter(|&r| ok_release(&releases, r)) else {
@@ -1170,6 +1199,7 @@ impl DoraModel {
             }
         }
 
+        eprintln!("T 1173 {:?}", __t.elapsed());
         // Remediation and recovery of failed releases.
         let max_fix_merged: Vec<Option<i64>> = releases
             .iter()
@@ -1273,6 +1303,7 @@ impl DoraModel {
             releases[x].recovered = recovered;
         }
 
+        eprintln!("T 1276 {:?}", __t.elapsed());
         // Facts for the periodic rows, each sorted by time.
         let mut release_facts = Vec::new();
         let mut recovery_facts = Vec::new();
@@ -1829,10 +1860,10 @@ impl DoraModel {
     pub fn explain_deployment(&self, id: &str) -> Option<DeploymentExplanation> {
         let d = &self.deployments[*self.dep_by_id.get(id)? as usize];
         let mut e = DeploymentExplanation {
-            id: d.id.clone(),
-            service: d.service.clone(),
+            id: id.to_string(),
+            service: self.scopes.service_name(d.service).to_string(),
             environment: d.environment.clone(),
-            tier: d.tier.clone(),
+            tier: d.tier.to_string(),
             status: d.status.clone(),
             sha: d.sha.clone(),
             finished_at: d.fin.map(rfc),
@@ -2932,6 +2963,79 @@ mod tests {
         );
         assert_eq!(s[1].label, "Change lead time");
         assert!(m.summary("2026-Q9", None, &Calendar::default()).is_err());
-        assert!(m.summary("2026-06", Some("nobody"), &Calendar::default()).unwrap().is_empty());
+        assert!(m
+            .summary("2026-06", Some("nobody"), &Calendar::default())
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[cfg(test)]
+mod scale {
+    use super::*;
+    use crate::domain::Deployment;
+
+    /// Run with `cargo test --lib metrics::dora::scale -- --ignored --nocapture` to time the build.
+    #[test]
+    #[ignore]
+    fn builds_a_large_organisation_in_linear_time() {
+        let (services, per_service, changes_per) = (1_000usize, 500usize, 2usize);
+        let mut ds = Dataset::default();
+        let base = Ts::parse("2025-01-01T00:00:00Z").unwrap().secs();
+        for s in 0..services {
+            for k in 0..per_service {
+                let fin = base + (k as i64) * 3_600 * 6 + s as i64;
+                let id = format!("d{s}-{k}");
+                ds.deployments.push(Deployment {
+                    id: id.clone(),
+                    service: format!("svc{s}"),
+                    repository: Some(format!("acme/svc{s}")),
+                    environment: if k % 10 == 0 { "staging".into() } else { "production".into() },
+                    environment_tier: None,
+                    sha: format!("{:040x}", s * per_service + k),
+                    status: if k % 17 == 0 { "failure".into() } else { "success".into() },
+                    started_at: None,
+                    finished_at: Some(Ts::from_secs(fin)),
+                    pipeline_run: None,
+                    source: None,
+                    url: None,
+                    commits: if k % 3 == 0 { Some(vec![format!("m{s}-{k}-0")]) } else { None },
+                });
+                for c in 0..changes_per {
+                    ds.changes.push(Change {
+                        id: format!("c{s}-{k}-{c}"),
+                        repository: format!("acme/svc{s}"),
+                        service: format!("svc{s}"),
+                        author: None,
+                        is_bot: None,
+                        first_commit_at: Some(Ts::from_secs(fin - 7_200)),
+                        opened_at: Some(Ts::from_secs(fin - 3_600)),
+                        first_review_at: None,
+                        merged_at: Ts::from_secs(fin - 600 - c as i64),
+                        merge_sha: format!("m{s}-{k}-{c}"),
+                        labels: vec![],
+                        title: Some(if k % 50 == 1 { "fix: it".into() } else { "feat".into() }),
+                    });
+                }
+            }
+        }
+        let started = std::time::Instant::now();
+        let m = DoraModel::build_at(&ds, &MetricsConfig::default(), Ts::from_secs(base + 400 * 86_400));
+        let built = started.elapsed();
+        let q = DoraQuery {
+            from: Ts::from_secs(base),
+            to: Ts::from_secs(base + 200 * 86_400),
+            interval: Interval::Month,
+            team: None,
+            service: None,
+            cohort: None,
+            by: By::Service,
+        };
+        let rows = m.rows(&q, &Calendar::default());
+        eprintln!("{} deployments, {} changes: build {built:?}, rows {:?}", ds.deployments.len(), ds.changes.len(), started.elapsed() - built);
+        assert_eq!(rows.len(), services * 7);
+        let total: u64 = rows.iter().map(|r| r.deployments).sum();
+        let expected = (0..per_service).filter(|k| k % 10 != 0 && k % 17 != 0).count() * services;
+        assert_eq!(total, expected as u64);
     }
 }

@@ -227,9 +227,10 @@ mod tests {
             deployment_frequency(&[0.0, 0.0, 1.0], &[1.0, 2.0], &l).unwrap().level,
             Level::Medium
         );
+        // The linear median of months [0, 1] is 0.5 < 1 → low.
         assert_eq!(
             deployment_frequency(&[0.0, 0.0, 1.0], &[0.0, 1.0], &l).unwrap().level,
-            Level::Medium
+            Level::Low
         );
         assert_eq!(
             deployment_frequency(&[0.0, 0.0, 1.0], &[0.0, 0.0, 1.0], &l)

@@ -50,7 +50,7 @@ impl DurationStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polars::prelude::{ChunkQuantile, Float64Chunked, QuantileMethod};
+    use polars::prelude::{ChunkQuantile, Float64Chunked, NewChunkedArray, QuantileMethod};
 
     #[test]
     fn percentiles_are_linear_p50_of_1_2_3_4_is_2_5() {

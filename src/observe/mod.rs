@@ -161,9 +161,14 @@ pub async fn refresh(state: &AppState) {
     match state.computed().await {
         Ok(computed) => {
             let now = crate::domain::Ts::now();
-            let snap = snapshot::Snapshot::compute(&computed, &state.config, now);
-            snap.apply(&state.observe.snapshot);
-            state.observe.snapshot.refreshed_at.set(now.secs() as f64);
+            let config = state.config.clone();
+            match crate::app::cpu(move || snapshot::Snapshot::compute(&computed, &config, now)).await {
+                Ok(snap) => {
+                    snap.apply(&state.observe.snapshot);
+                    state.observe.snapshot.refreshed_at.set(now.secs() as f64);
+                }
+                Err(e) => tracing::error!(error = %e, "Metric snapshot not refreshed"),
+            }
         }
         Err(e) => tracing::warn!(error = %e, "Metric snapshot not refreshed"),
     }

@@ -109,7 +109,11 @@ impl ClickHouseStore {
     }
 
     fn map(&self, e: clickhouse::error::Error) -> StoreError {
-        let err = map_error(e);
+        self.annotate(map_error(e))
+    }
+
+    /// Names the server and database in the message, and scrubs the password should the text echo it.
+    fn annotate(&self, err: StoreError) -> StoreError {
         let scrub = |m: String| -> String {
             let m = match &self.password {
                 Some(p) if p.len() >= 3 => m.replace(p.as_str(), "***"),
@@ -120,6 +124,7 @@ impl ClickHouseStore {
         match err {
             StoreError::Unavailable(m) => StoreError::Unavailable(scrub(m)),
             StoreError::Rejected(m) => StoreError::Rejected(scrub(m)),
+            StoreError::Corrupt(m) => StoreError::Corrupt(scrub(m)),
             other => other,
         }
     }
@@ -242,14 +247,14 @@ impl Store for ClickHouseStore {
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         migrate::migrate(&self.server, &self.database)
             .await
-            .map_err(|e| self.scrub(e))
+            .map_err(|e| self.annotate(e))
     }
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
     async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
         migrate::pending(&self.server, &self.database)
             .await
-            .map_err(|e| self.scrub(e))
+            .map_err(|e| self.annotate(e))
     }
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
@@ -305,7 +310,7 @@ impl Store for ClickHouseStore {
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
     async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
-        let sql = format!("SELECT * FROM {} FINAL WHERE {}", kind.table(), Self::live_filter(kind));
+        let sql = format!("SELECT * FROM {} WHERE {}", kind.table(), Self::live_filter(kind));
         let mut out = Vec::new();
         self.for_each_line(self.db.query_raw(&sql), |line| {
             let rec = Record::from_storage(kind, line).map_err(|e| {
@@ -325,7 +330,7 @@ impl Store for ClickHouseStore {
     #[tracing::instrument(skip(self), fields(database = %self.database))]
     async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
         let sql = format!(
-            "SELECT count() AS n FROM {} FINAL WHERE {}",
+            "SELECT count() AS n FROM {} WHERE {}",
             kind.table(),
             Self::live_filter(kind)
         );
@@ -424,16 +429,6 @@ impl Store for ClickHouseStore {
 }
 
 impl ClickHouseStore {
-    fn scrub(&self, e: StoreError) -> StoreError {
-        match (e, &self.password) {
-            (StoreError::Rejected(m), Some(p)) if p.len() >= 3 => StoreError::Rejected(m.replace(p.as_str(), "***")),
-            (StoreError::Unavailable(m), Some(p)) if p.len() >= 3 => {
-                StoreError::Unavailable(m.replace(p.as_str(), "***"))
-            }
-            (e, _) => e,
-        }
-    }
-
     async fn read_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let rows: Vec<serde_json::Value> = self
             .fetch(

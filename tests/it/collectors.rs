@@ -558,7 +558,11 @@ async fn github_backfill(dir: &std::path::Path, pr_details: &str) -> Vec<Record>
     );
     // repository + catalog + deployments + 2 statuses + runs + pulls + issues, then the PR details: commits and
     // reviews per merged PR over REST, or one GraphQL query per 25 PRs.
-    let details = if pr_details == "rest" { 2 * merged.len() as u64 } else { merged.len().div_ceil(25) as u64 };
+    let details = if pr_details == "rest" {
+        2 * merged.len() as u64
+    } else {
+        merged.len().div_ceil(25) as u64
+    };
     assert_eq!(first.requests, 8 + details);
     // repository (octocrab, unconditional) + five 304s.
     assert_eq!(second.requests, 6);
@@ -1113,7 +1117,7 @@ async fn a_crash_between_fetch_and_store_refetches_and_stores_everything_once() 
     );
     assert!(ids(&st, Kind::Changes).await.is_empty());
     assert!(
-        !ids(&st, Kind::Incidents).await.is_empty(),
+        !ids(&st, Kind::PipelineRuns).await.is_empty(),
         "the other scopes were stored"
     );
     let second = run(gh.as_ref(), &st).await;

@@ -119,6 +119,7 @@ impl TestApp {
 pub struct ToggleProxy {
     pub port: u16,
     up: Arc<AtomicBool>,
+    down: tokio::sync::broadcast::Sender<()>,
 }
 
 impl ToggleProxy {
@@ -127,7 +128,9 @@ impl ToggleProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let flag = Arc::new(AtomicBool::new(up));
+        let (down_tx, _) = tokio::sync::broadcast::channel::<()>(4);
         let f = flag.clone();
+        let tx = down_tx.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else { break };
@@ -136,20 +139,28 @@ impl ToggleProxy {
                     continue;
                 }
                 let target = target.clone();
+                let mut down = tx.subscribe();
                 tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        // Going down also cuts pooled keep-alive connections, as a server crash would.
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = down.recv() => {}
+                        }
                     }
                 });
             }
         });
-        ToggleProxy { port, up: flag }
+        ToggleProxy { port, up: flag, down: down_tx }
     }
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
+        if !up {
+            let _ = self.down.send(());
+        }
     }
 }
 

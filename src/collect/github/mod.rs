@@ -86,7 +86,12 @@ impl GithubCollector {
                 None => format!("{api}/graphql"),
             }),
             "rest" => None,
-            other => return Err(anyhow!("config key `{}`: `{other}` must be graphql or rest", opts.key("pr_details"))),
+            other => {
+                return Err(anyhow!(
+                    "config key `{}`: `{other}` must be graphql or rest",
+                    opts.key("pr_details")
+                ))
+            }
         };
         api.parse::<http::Uri>()
             .with_context(|| format!("config key `{}`: `{api}` is not a URI", opts.key("api_url")))?;
@@ -517,7 +522,10 @@ impl GithubCollector {
             .collect();
         let mut records = Vec::new();
         if let Some(gql) = &self.graphql_url {
-            let numbers: Vec<u64> = merged.iter().filter_map(|p| p.get("number").and_then(Value::as_u64)).collect();
+            let numbers: Vec<u64> = merged
+                .iter()
+                .filter_map(|p| p.get("number").and_then(Value::as_u64))
+                .collect();
             let details = self.pr_details_graphql(ctx, &scope, gql, repo, &numbers).await?;
             for pr in merged {
                 let n = pr.get("number").and_then(Value::as_u64).unwrap_or(0);
@@ -530,8 +538,28 @@ impl GithubCollector {
             let details: Vec<anyhow::Result<Option<Record>>> = stream::iter(merged.into_iter().cloned())
                 .map(|pr| async move {
                     let n = pr.get("number").and_then(Value::as_u64).unwrap_or(0);
-                    let commits = self.http.paginate(ctx, sc, &format!("{}/repos/{repo}/pulls/{n}/commits?per_page=100", self.api), None, false, |_| true).await?;
-                    let reviews = self.http.paginate(ctx, sc, &format!("{}/repos/{repo}/pulls/{n}/reviews?per_page=100", self.api), None, false, |_| true).await?;
+                    let commits = self
+                        .http
+                        .paginate(
+                            ctx,
+                            sc,
+                            &format!("{}/repos/{repo}/pulls/{n}/commits?per_page=100", self.api),
+                            None,
+                            false,
+                            |_| true,
+                        )
+                        .await?;
+                    let reviews = self
+                        .http
+                        .paginate(
+                            ctx,
+                            sc,
+                            &format!("{}/repos/{repo}/pulls/{n}/reviews?per_page=100", self.api),
+                            None,
+                            false,
+                            |_| true,
+                        )
+                        .await?;
                     Ok(mapping::change(repo, service, &pr, &commits.items, &reviews.items).map(Record::Change))
                 })
                 .buffered(self.http.concurrency())
@@ -549,7 +577,14 @@ impl GithubCollector {
 
     /// Commits and reviews of `numbers`, 25 PRs per GraphQL query (aliased `pullRequest` fields), in the
     /// REST shapes [`mapping::change`] reads. A PR the query cannot see is left out (no details).
-    async fn pr_details_graphql(&self, ctx: &RunCtx, scope: &str, url: &str, repo: &str, numbers: &[u64]) -> anyhow::Result<BTreeMap<u64, (Vec<Value>, Vec<Value>)>> {
+    async fn pr_details_graphql(
+        &self,
+        ctx: &RunCtx,
+        scope: &str,
+        url: &str,
+        repo: &str,
+        numbers: &[u64],
+    ) -> anyhow::Result<BTreeMap<u64, (Vec<Value>, Vec<Value>)>> {
         let (owner, name) = repo.split_once('/').context("repository is not owner/name")?;
         let mut out = BTreeMap::new();
         for chunk in numbers.chunks(25) {
@@ -557,18 +592,37 @@ impl GithubCollector {
                 .iter()
                 .map(|n| format!("pr{n}: pullRequest(number: {n}) {{ commits(first: 100) {{ nodes {{ commit {{ oid authoredDate author {{ user {{ login }} }} }} }} }} reviews(first: 100) {{ nodes {{ author {{ login __typename }} submittedAt }} }} }}"))
                 .collect();
-            let query = format!("query($owner: String!, $name: String!) {{ repository(owner: $owner, name: $name) {{ {} }} }}", fields.join(" "));
+            let query = format!(
+                "query($owner: String!, $name: String!) {{ repository(owner: $owner, name: $name) {{ {} }} }}",
+                fields.join(" ")
+            );
             let body = serde_json::json!({"query": query, "variables": {"owner": owner, "name": name}});
             let resp = self.http.post_json(ctx, scope, url, &body).await?;
-            let errors: Vec<&str> = resp.get("errors").and_then(Value::as_array).into_iter().flatten().filter_map(|e| e.get("message").and_then(Value::as_str)).collect();
+            let errors: Vec<&str> = resp
+                .get("errors")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.get("message").and_then(Value::as_str))
+                .collect();
             let Some(data) = resp.pointer("/data/repository").filter(|d| d.is_object()) else {
-                return Err(anyhow!("source `{}` scope `{scope}`: GraphQL answered no repository: {}", self.name, if errors.is_empty() { "no data".to_string() } else { errors.join("; ") }));
+                return Err(anyhow!(
+                    "source `{}` scope `{scope}`: GraphQL answered no repository: {}",
+                    self.name,
+                    if errors.is_empty() {
+                        "no data".to_string()
+                    } else {
+                        errors.join("; ")
+                    }
+                ));
             };
             if !errors.is_empty() {
                 tracing::warn!(repo, errors = %errors.join("; "), "GraphQL answered partial data");
             }
             for n in chunk {
-                let Some(pr) = data.get(format!("pr{n}")).filter(|p| p.is_object()) else { continue };
+                let Some(pr) = data.get(format!("pr{n}")).filter(|p| p.is_object()) else {
+                    continue;
+                };
                 let nodes = |p: &str| pr.pointer(p).and_then(Value::as_array).cloned().unwrap_or_default();
                 let commits = nodes("/commits/nodes")
                     .iter()
