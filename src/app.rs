@@ -55,10 +55,21 @@ impl App {
     pub async fn new(config: Config, env: BTreeMap<String, String>) -> anyhow::Result<App> {
         let version = Arc::new(AtomicU64::new(1));
         let inner = open_store(&config, &env).await?;
-        let store: DynStore = Arc::new(NotifyingStore { inner, version: version.clone() });
+        let salt_override = env
+            .get(&config.privacy.respondent_salt_env)
+            .filter(|s| !s.is_empty())
+            .cloned();
+        let store: DynStore = Arc::new(NotifyingStore {
+            inner,
+            version: version.clone(),
+            salt_override,
+        });
         let spool_dir = spool_dir(&config);
         let spool = Spool::open(&spool_dir).with_context(|| format!("Opening the spool at {}", spool_dir.display()))?;
-        let ingest_token = env.get(&config.auth.ingest_token_env).filter(|t| !t.is_empty()).cloned();
+        let ingest_token = env
+            .get(&config.auth.ingest_token_env)
+            .filter(|t| !t.is_empty())
+            .cloned();
         let salt = tokio::sync::OnceCell::new();
         if let Some(s) = env.get(&config.privacy.respondent_salt_env).filter(|s| !s.is_empty()) {
             let _ = salt.set(s.clone());
@@ -67,7 +78,10 @@ impl App {
             ingest: Ingestor::new(store.clone(), spool),
             store,
             ingest_token,
-            data: DataCache { version, cached: tokio::sync::Mutex::new(None) },
+            data: DataCache {
+                version,
+                cached: tokio::sync::Mutex::new(None),
+            },
             observe: crate::observe::Observe::new(),
             collectors: crate::collect::CollectorHealth::new(),
             env,
@@ -91,17 +105,30 @@ impl App {
 
     /// The salt respondent hashes use: from the configured env var, else the store's instance salt.
     pub async fn salt(&self) -> Result<String, StoreError> {
-        self.salt.get_or_try_init(|| async { self.store.instance_salt().await }).await.cloned()
+        self.salt
+            .get_or_try_init(|| async { self.store.instance_salt().await })
+            .await
+            .cloned()
     }
 
     /// Limits and salt for parsing records of `kind`.
     pub async fn parse_ctx(&self, kind: Kind) -> Result<ParseCtx, StoreError> {
-        let salt = if kind == Kind::Surveys { self.salt().await? } else { String::new() };
-        Ok(ParseCtx { limits: self.limits(), salt })
+        let salt = if kind == Kind::Surveys {
+            self.salt().await?
+        } else {
+            String::new()
+        };
+        Ok(ParseCtx {
+            limits: self.limits(),
+            salt,
+        })
     }
 
     pub fn limits(&self) -> Limits {
-        Limits { max_string_len: self.config.ingest.max_string_len, max_list_len: self.config.ingest.max_batch_records }
+        Limits {
+            max_string_len: self.config.ingest.max_string_len,
+            max_list_len: self.config.ingest.max_batch_records,
+        }
     }
 
     /// The metrics computed from the current data (cached per data version).
@@ -111,7 +138,11 @@ impl App {
 }
 
 pub fn spool_dir(config: &Config) -> PathBuf {
-    config.ingest.spool_dir.clone().unwrap_or_else(|| config.store.data_dir.join("spool"))
+    config
+        .ingest
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| config.store.data_dir.join("spool"))
 }
 
 /// Opens the configured store.
@@ -119,11 +150,17 @@ pub async fn open_store(config: &Config, env: &BTreeMap<String, String>) -> anyh
     Ok(match config.store.effective_kind() {
         StoreKind::Local => {
             let dir = &config.store.data_dir;
-            Arc::new(store::local::LocalStore::open(dir, config.store.compact_after_files).with_context(|| format!("Opening the embedded store at {}", dir.display()))?)
+            Arc::new(
+                store::local::LocalStore::open(dir, config.store.compact_after_files)
+                    .with_context(|| format!("Opening the embedded store at {}", dir.display()))?,
+            )
         }
         StoreKind::Clickhouse => {
             let password = config.store.password_env.as_ref().and_then(|v| env.get(v).cloned());
-            Arc::new(store::clickhouse::ClickHouseStore::new(&config.store, password).context("Configuring the ClickHouse store")?)
+            Arc::new(
+                store::clickhouse::ClickHouseStore::new(&config.store, password)
+                    .context("Configuring the ClickHouse store")?,
+            )
         }
     })
 }
@@ -156,7 +193,9 @@ impl DataCache {
         }
         let dataset = load_dataset(store).await?;
         let metrics = config.metrics.clone();
-        let computed = cpu(move || Computed::build(dataset, &metrics)).await.map_err(|e| StoreError::Corrupt(format!("metric computation failed: {e}")))?;
+        let computed = cpu(move || Computed::build(dataset, &metrics))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("metric computation failed: {e}")))?;
         let computed = Arc::new(computed);
         *guard = Some((now_version, Instant::now(), computed.clone()));
         Ok(computed)
@@ -194,8 +233,20 @@ pub async fn load_dataset(store: &dyn Store) -> Result<Dataset, StoreError> {
         store.load(Kind::SelfService),
         store.load_snapshots(),
     )?;
-    let mut ds = Dataset { snapshots, ..Default::default() };
-    for r in services.into_iter().chain(deployments).chain(changes).chain(incidents).chain(tickets).chain(surveys).chain(runs).chain(self_service) {
+    let mut ds = Dataset {
+        snapshots,
+        ..Default::default()
+    };
+    for r in services
+        .into_iter()
+        .chain(deployments)
+        .chain(changes)
+        .chain(incidents)
+        .chain(tickets)
+        .chain(surveys)
+        .chain(runs)
+        .chain(self_service)
+    {
         match r {
             Record::Service(x) => ds.services.push(x),
             Record::Deployment(x) => ds.deployments.push(x),
@@ -215,6 +266,9 @@ pub async fn load_dataset(store: &dyn Store) -> Result<Dataset, StoreError> {
 struct NotifyingStore {
     inner: DynStore,
     version: Arc<AtomicU64>,
+    /// `privacy.respondent_salt_env`, when set, wins over the store's instance salt for every writer
+    /// (ingest, survey CSV collector), so one person always hashes the same.
+    salt_override: Option<String>,
 }
 
 impl NotifyingStore {
@@ -268,7 +322,10 @@ impl Store for NotifyingStore {
         self.inner.load_snapshots().await
     }
     async fn instance_salt(&self) -> Result<String, StoreError> {
-        self.inner.instance_salt().await
+        match &self.salt_override {
+            Some(s) => Ok(s.clone()),
+            None => self.inner.instance_salt().await,
+        }
     }
 }
 
@@ -284,8 +341,13 @@ impl Application {
         let listen = config.server.listen.clone();
         let app = App::new(config, env).await?;
         app.prepare().await;
-        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("Binding {listen}"))?;
-        Ok(Application { listener, state: AppState(Arc::new(app)) })
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("Binding {listen}"))?;
+        Ok(Application {
+            listener,
+            state: AppState(Arc::new(app)),
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -303,7 +365,10 @@ impl Application {
         let jobs = spawn_jobs(state.clone(), stop_rx);
         let router = crate::api::router(state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, store = state.store.name(), "Serving");
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await.context("Serving HTTP")?;
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("Serving HTTP")?;
         let _ = stop_tx.send(true);
         for j in jobs {
             let _ = j.await;
@@ -372,12 +437,19 @@ fn spawn_jobs(state: AppState, stop: tokio::sync::watch::Receiver<bool>) -> Vec<
 }
 
 /// Every configured source that has a schedule.
-pub fn scheduled_sources(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Result<Vec<crate::collect::scheduler::ScheduledSource>> {
+pub fn scheduled_sources(
+    config: &Config,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<crate::collect::scheduler::ScheduledSource>> {
     let mut out = Vec::new();
     for (name, src) in &config.sources {
         let Some(schedule) = &src.schedule else { continue };
         let collector = crate::collect::build(name, src, env, &config.metrics)?;
-        out.push(crate::collect::scheduler::ScheduledSource::new(name.clone(), schedule.clone(), Arc::from(collector)));
+        out.push(crate::collect::scheduler::ScheduledSource::new(
+            name.clone(),
+            schedule.clone(),
+            Arc::from(collector),
+        ));
     }
     Ok(out)
 }

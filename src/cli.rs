@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
-#[command(name = "pavemeter", version, about = "Tells a platform team whether its internal developer platform works.")]
+#[command(
+    name = "pavemeter",
+    version,
+    about = "Tells a platform team whether its internal developer platform works."
+)]
 pub struct Cli {
     /// Config file (TOML). Default: $PAVEMETER_CONFIG, else ./pavemeter.toml when present, else built-in defaults.
     #[arg(long, global = true, env = "PAVEMETER_CONFIG")]
@@ -91,6 +95,21 @@ pub enum Command {
         #[arg(long)]
         store: bool,
     },
+    /// Benchmark: import throughput, full recompute time and memory, API latency under load, /metrics
+    /// scrape time, each next to a baseline measured in the same run (see BENCHMARKS.md).
+    Bench {
+        /// Directory of NDJSON files written by `pavemeter bench-data`.
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Requests per client per query.
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        /// Measure on what the store already holds.
+        #[arg(long)]
+        skip_import: bool,
+    },
     /// Print the quarterly platform review: DORA per team with levels and change, adoption,
     /// time-to-first-deploy, developer satisfaction, support load.
     Report {
@@ -143,12 +162,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 None if kind == Kind::Surveys => store.instance_salt().await.context("Reading the instance salt")?,
                 None => String::new(),
             };
-            let ctx = ParseCtx { limits: Limits { max_string_len: config.ingest.max_string_len, max_list_len: config.ingest.max_batch_records }, salt };
+            let ctx = ParseCtx {
+                limits: Limits {
+                    max_string_len: config.ingest.max_string_len,
+                    max_list_len: config.ingest.max_batch_records,
+                },
+                salt,
+            };
             let started = Instant::now();
             let report = import_file(store.as_ref(), kind, &file, &ctx, batch_size).await?;
             let secs = started.elapsed().as_secs_f64();
             for e in &report.errors {
-                let field = if e.field.is_empty() { String::new() } else { format!("{}: ", e.field) };
+                let field = if e.field.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", e.field)
+                };
                 eprintln!("{file}:{}: {field}{}", e.line, e.message);
             }
             println!(
@@ -161,18 +190,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(if report.rejected() > 0 { 2 } else { 0 })
         }
-        Command::Demo { anchor, data_dir, listen, no_serve } => {
-            let anchor = anchor.map(|a| crate::domain::Ts::parse(&a)).transpose().map_err(|e| anyhow::anyhow!("--anchor: {e}"))?;
-            crate::demo::run(config, process_env(), crate::demo::DemoOptions { anchor, data_dir, listen, serve: !no_serve }).await?;
+        Command::Demo {
+            anchor,
+            data_dir,
+            listen,
+            no_serve,
+        } => {
+            let anchor = anchor
+                .map(|a| crate::domain::Ts::parse(&a))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--anchor: {e}"))?;
+            crate::demo::run(
+                config,
+                process_env(),
+                crate::demo::DemoOptions {
+                    anchor,
+                    data_dir,
+                    listen,
+                    serve: !no_serve,
+                },
+            )
+            .await?;
             Ok(0)
         }
-        Command::BenchData { scale, seed, anchor, out, store } => {
-            let anchor = anchor.map(|a| crate::domain::Ts::parse(&a)).transpose().map_err(|e| anyhow::anyhow!("--anchor: {e}"))?.unwrap_or_else(crate::domain::Ts::now);
+        Command::BenchData {
+            scale,
+            seed,
+            anchor,
+            out,
+            store,
+        } => {
+            let anchor = anchor
+                .map(|a| crate::domain::Ts::parse(&a))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--anchor: {e}"))?
+                .unwrap_or_else(crate::domain::Ts::now);
             let mut settings = match scale.as_str() {
                 "demo" => crate::seed::SeedSettings::demo(anchor),
                 "large" => crate::seed::SeedSettings::large(anchor),
                 path => {
-                    let text = std::fs::read_to_string(path).with_context(|| format!("--scale: {path} is neither demo, large nor a readable settings file"))?;
+                    let text = std::fs::read_to_string(path).with_context(|| {
+                        format!("--scale: {path} is neither demo, large nor a readable settings file")
+                    })?;
                     crate::seed::SeedSettings::from_toml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?
                 }
             };
@@ -183,35 +242,79 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             if store {
                 let st = open_store(&config, &process_env()).await?;
                 let n = crate::demo::load(st.as_ref(), &settings).await?;
-                println!("Wrote {n} records into the {} store in {:.1} s.", st.name(), started.elapsed().as_secs_f64());
+                println!(
+                    "Wrote {n} records into the {} store in {:.1} s.",
+                    st.name(),
+                    started.elapsed().as_secs_f64()
+                );
             } else {
-                let counts = crate::seed::write_ndjson(&settings, &out).with_context(|| format!("Writing {}", out.display()))?;
+                let counts =
+                    crate::seed::write_ndjson(&settings, &out).with_context(|| format!("Writing {}", out.display()))?;
                 let total: u64 = counts.values().sum();
                 for (kind, n) in &counts {
                     println!("{:>12} {kind}", n);
                 }
                 let secs = started.elapsed().as_secs_f64();
-                println!("Wrote {total} records to {} in {secs:.1} s ({:.0} records/s).", out.display(), total as f64 / secs.max(1e-9));
+                println!(
+                    "Wrote {total} records to {} in {secs:.1} s ({:.0} records/s).",
+                    out.display(),
+                    total as f64 / secs.max(1e-9)
+                );
             }
+            Ok(0)
+        }
+        Command::Bench {
+            dir,
+            clients,
+            requests,
+            skip_import,
+        } => {
+            crate::bench::run(
+                config,
+                process_env(),
+                crate::bench::BenchOptions {
+                    dir,
+                    clients,
+                    requests,
+                    skip_import,
+                },
+            )
+            .await?;
             Ok(0)
         }
         Command::Report { period, team, format } => {
             let env = process_env();
             let store = open_store(&config, &env).await?;
-            let dataset = crate::app::load_dataset(store.as_ref()).await.context("Reading the store")?;
+            let dataset = crate::app::load_dataset(store.as_ref())
+                .await
+                .context("Reading the store")?;
             let metrics = config.metrics.clone();
-            let computed = crate::app::cpu(move || crate::metrics::Computed::build(dataset, &metrics)).await.map_err(anyhow::Error::msg)?;
+            let computed = crate::app::cpu(move || crate::metrics::Computed::build(dataset, &metrics))
+                .await
+                .map_err(anyhow::Error::msg)?;
             let period = period.unwrap_or_else(|| last_complete_quarter(&config));
-            let tables = crate::report::review(&computed, &config.metrics, &period, team.as_deref().map(str::to_ascii_lowercase).as_deref()).map_err(anyhow::Error::msg)?;
+            let tables = crate::report::review(
+                &computed,
+                &config.metrics,
+                &period,
+                team.as_deref().map(str::to_ascii_lowercase).as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?;
             print!("{}", crate::report::render(&tables, format));
             Ok(0)
         }
         Command::Collect { source, since } => {
             let env = process_env();
-            let since = since.map(|s| crate::domain::Ts::parse(&s)).transpose().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            let since = since
+                .map(|s| crate::domain::Ts::parse(&s))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
             let names: Vec<String> = match &source {
                 Some(s) if config.sources.contains_key(s) => vec![s.clone()],
-                Some(s) => anyhow::bail!("--source {s}: no [sources.{s}] in the config (configured: {})", config.sources.keys().cloned().collect::<Vec<_>>().join(", ")),
+                Some(s) => anyhow::bail!(
+                    "--source {s}: no [sources.{s}] in the config (configured: {})",
+                    config.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
                 None => config.sources.keys().cloned().collect(),
             };
             if names.is_empty() {
@@ -225,7 +328,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 let ctx = crate::collect::RunCtx::new(name.clone(), store.clone(), since);
                 match crate::collect::scheduler::run_once(&name, collector.as_ref(), &ctx).await {
                     Ok(o) => {
-                        println!("{name}: {} records, {} requests ({} not modified), {:.1} s{}", o.records, o.requests, o.not_modified, o.duration.as_secs_f64(), if o.errors.is_empty() { String::new() } else { format!(", {} scope errors", o.errors.len()) });
+                        println!(
+                            "{name}: {} records, {} requests ({} not modified), {:.1} s{}",
+                            o.records,
+                            o.requests,
+                            o.not_modified,
+                            o.duration.as_secs_f64(),
+                            if o.errors.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", {} scope errors", o.errors.len())
+                            }
+                        );
                         for e in &o.errors {
                             eprintln!("{name}: {e}");
                         }
@@ -245,7 +359,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let kind: Kind = kind.parse().map_err(anyhow::Error::msg)?;
             let store = open_store(&config, &process_env()).await?;
             store.migrate().await.context("Applying migrations")?;
-            store.tombstone(kind, &id, crate::store::next_version()).await.context("Storing the tombstone")?;
+            store
+                .tombstone(kind, &id, crate::store::next_version())
+                .await
+                .context("Storing the tombstone")?;
             println!("Deleted {kind} {id}: it is hidden from every computation.");
             Ok(0)
         }
@@ -255,7 +372,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 /// The label of the last quarter that has ended.
 pub fn last_complete_quarter(config: &Config) -> String {
     use crate::domain::period::{Calendar, Interval};
-    let cal = Calendar { fiscal_year_start_month: config.metrics.fiscal_year_start_month };
+    let cal = Calendar {
+        fiscal_year_start_month: config.metrics.fiscal_year_start_month,
+    };
     let current = cal.start(Interval::Quarter, crate::domain::Ts::now());
     cal.label(Interval::Quarter, cal.prev(Interval::Quarter, current))
 }

@@ -20,7 +20,10 @@ pub enum ConfigError {
 }
 
 fn key_err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Key { key: key.into(), message: message.into() }
+    ConfigError::Key {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -47,7 +50,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: "127.0.0.1:8080".into(), protect_reads: false }
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            protect_reads: false,
+        }
     }
 }
 
@@ -87,8 +93,19 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    pub fn effective_kind_name(&self) -> &'static str {
+        match self.effective_kind() {
+            StoreKind::Local => "local",
+            StoreKind::Clickhouse => "clickhouse",
+        }
+    }
+
     pub fn effective_kind(&self) -> StoreKind {
-        self.kind.unwrap_or(if self.url.is_some() { StoreKind::Clickhouse } else { StoreKind::Local })
+        self.kind.unwrap_or(if self.url.is_some() {
+            StoreKind::Clickhouse
+        } else {
+            StoreKind::Local
+        })
     }
 }
 
@@ -101,7 +118,9 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { ingest_token_env: "PAVEMETER_INGEST_TOKEN".into() }
+        AuthConfig {
+            ingest_token_env: "PAVEMETER_INGEST_TOKEN".into(),
+        }
     }
 }
 
@@ -138,7 +157,9 @@ pub struct PrivacyConfig {
 
 impl Default for PrivacyConfig {
     fn default() -> Self {
-        PrivacyConfig { respondent_salt_env: "PAVEMETER_RESPONDENT_SALT".into() }
+        PrivacyConfig {
+            respondent_salt_env: "PAVEMETER_RESPONDENT_SALT".into(),
+        }
     }
 }
 
@@ -151,7 +172,9 @@ pub struct ObserveConfig {
 
 impl Default for ObserveConfig {
     fn default() -> Self {
-        ObserveConfig { refresh_interval: "60s".into() }
+        ObserveConfig {
+            refresh_interval: "60s".into(),
+        }
     }
 }
 
@@ -171,7 +194,10 @@ pub fn default_tier_rules() -> Vec<TierRule> {
         ("^(dev|development|sandbox|preview|review)", "development"),
     ]
     .into_iter()
-    .map(|(p, t)| TierRule { pattern: p.into(), tier: t.into() })
+    .map(|(p, t)| TierRule {
+        pattern: p.into(),
+        tier: t.into(),
+    })
     .collect()
 }
 
@@ -238,9 +264,18 @@ pub struct Slos {
 impl Default for Slos {
     fn default() -> Self {
         Slos {
-            pipeline_success: SloConfig { target: 0.995, window: "28d".into() },
-            time_to_first_deploy: SloConfig { target: 0.95, window: "28d".into() },
-            provisioning_time: SloConfig { target: 0.95, window: "28d".into() },
+            pipeline_success: SloConfig {
+                target: 0.995,
+                window: "28d".into(),
+            },
+            time_to_first_deploy: SloConfig {
+                target: 0.95,
+                window: "28d".into(),
+            },
+            provisioning_time: SloConfig {
+                target: 0.95,
+                window: "28d".into(),
+            },
             ttfd_threshold: "2h".into(),
             provisioning_threshold: "15m".into(),
         }
@@ -312,7 +347,9 @@ impl MetricsConfig {
         if self.attribution_window.eq_ignore_ascii_case("none") {
             None
         } else {
-            parse_duration(&self.attribution_window).ok().map(|d| d.as_secs() as i64)
+            parse_duration(&self.attribution_window)
+                .ok()
+                .map(|d| d.as_secs() as i64)
         }
     }
 }
@@ -341,7 +378,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{text}` is not a duration such as 90s, 15m, 24h, 28d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 90s, 15m, 24h, 28d"))?;
     let mult = match unit.trim() {
         "" | "s" => 1,
         "m" => 60,
@@ -358,40 +397,77 @@ impl Config {
     pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let (mut value, origin) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read { path: p.to_path_buf(), source: e })?;
-                let v: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid { origin: p.display().to_string(), message: e.to_string() })?;
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source: e,
+                })?;
+                let v: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                    origin: p.display().to_string(),
+                    message: e.to_string(),
+                })?;
                 (v, p.display().to_string())
             }
             None => (toml::Table::new(), "defaults".to_string()),
         };
         apply_env_overrides(&mut value, env)?;
-        let config: Config = toml::Value::Table(value)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid { origin, message: e.message().to_string() })?;
+        let config: Config =
+            toml::Value::Table(value)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    origin,
+                    message: e.message().to_string(),
+                })?;
         config.validate(env)?;
         Ok(config)
     }
 
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid { origin: "text".into(), message: e.to_string() })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            origin: "text".into(),
+            message: e.to_string(),
+        })?;
         Ok(config)
     }
 
     fn validate(&self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-        self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| key_err("server.listen", format!("`{}` is not host:port ({e})", self.server.listen)))?;
+        self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| {
+            key_err(
+                "server.listen",
+                format!("`{}` is not host:port ({e})", self.server.listen),
+            )
+        })?;
         if self.store.effective_kind() == StoreKind::Clickhouse {
-            let url = self.store.url.as_deref().ok_or_else(|| key_err("store.url", "required when store.kind = \"clickhouse\""))?;
+            let url = self
+                .store
+                .url
+                .as_deref()
+                .ok_or_else(|| key_err("store.url", "required when store.kind = \"clickhouse\""))?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(key_err("store.url", format!("`{url}` must start with http:// or https://")));
+                return Err(key_err(
+                    "store.url",
+                    format!("`{url}` must start with http:// or https://"),
+                ));
             }
             if let Some(var) = &self.store.password_env {
                 if !env.contains_key(var) {
-                    return Err(key_err("store.password_env", format!("environment variable {var} is not set")));
+                    return Err(key_err(
+                        "store.password_env",
+                        format!("environment variable {var} is not set"),
+                    ));
                 }
             }
         }
-        if self.store.database.is_empty() || !self.store.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(key_err("store.database", format!("`{}` must be letters, digits and _ only", self.store.database)));
+        if self.store.database.is_empty()
+            || !self
+                .store
+                .database
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(key_err(
+                "store.database",
+                format!("`{}` must be letters, digits and _ only", self.store.database),
+            ));
         }
         parse_duration(&self.ingest.replay_interval).map_err(|e| key_err("ingest.replay_interval", e))?;
         parse_duration(&self.observe.refresh_interval).map_err(|e| key_err("observe.refresh_interval", e))?;
@@ -400,24 +476,43 @@ impl Config {
             parse_duration(&m.attribution_window).map_err(|e| key_err("metrics.attribution_window", e))?;
         }
         if !["first_commit", "opened", "merged"].contains(&m.lead_time_start.as_str()) {
-            return Err(key_err("metrics.lead_time_start", format!("`{}` must be first_commit, opened or merged", m.lead_time_start)));
+            return Err(key_err(
+                "metrics.lead_time_start",
+                format!("`{}` must be first_commit, opened or merged", m.lead_time_start),
+            ));
         }
         for (i, r) in m.tier_rules.iter().enumerate() {
             if !TIERS.contains(&r.tier.as_str()) {
-                return Err(key_err(format!("metrics.tier_rules[{i}].tier"), format!("unknown environment tier `{}`; expected one of {}", r.tier, TIERS.join(", "))));
+                return Err(key_err(
+                    format!("metrics.tier_rules[{i}].tier"),
+                    format!(
+                        "unknown environment tier `{}`; expected one of {}",
+                        r.tier,
+                        TIERS.join(", ")
+                    ),
+                ));
             }
-            regex::Regex::new(&r.pattern).map_err(|e| key_err(format!("metrics.tier_rules[{i}].pattern"), e.to_string()))?;
+            regex::Regex::new(&r.pattern)
+                .map_err(|e| key_err(format!("metrics.tier_rules[{i}].pattern"), e.to_string()))?;
         }
-        regex::Regex::new(&m.rework_title_pattern).map_err(|e| key_err("metrics.rework_title_pattern", e.to_string()))?;
+        regex::Regex::new(&m.rework_title_pattern)
+            .map_err(|e| key_err("metrics.rework_title_pattern", e.to_string()))?;
         if !(1..=12).contains(&m.fiscal_year_start_month) {
             return Err(key_err("metrics.fiscal_year_start_month", "must be 1-12"));
         }
         if m.min_group_size == 0 {
             return Err(key_err("metrics.min_group_size", "must be at least 1"));
         }
-        for (name, slo) in [("pipeline_success", &m.slo.pipeline_success), ("time_to_first_deploy", &m.slo.time_to_first_deploy), ("provisioning_time", &m.slo.provisioning_time)] {
+        for (name, slo) in [
+            ("pipeline_success", &m.slo.pipeline_success),
+            ("time_to_first_deploy", &m.slo.time_to_first_deploy),
+            ("provisioning_time", &m.slo.provisioning_time),
+        ] {
             if !(slo.target > 0.0 && slo.target < 1.0) {
-                return Err(key_err(format!("metrics.slo.{name}.target"), "must be between 0 and 1 (exclusive)"));
+                return Err(key_err(
+                    format!("metrics.slo.{name}.target"),
+                    "must be between 0 and 1 (exclusive)",
+                ));
             }
             parse_duration(&slo.window).map_err(|e| key_err(format!("metrics.slo.{name}.window"), e))?;
         }
@@ -425,23 +520,39 @@ impl Config {
         parse_duration(&m.slo.provisioning_threshold).map_err(|e| key_err("metrics.slo.provisioning_threshold", e))?;
         for (i, r) in m.failure_class_rules.iter().enumerate() {
             if !crate::domain::records::FAILURE_CLASSES.contains(&r.class.as_str()) {
-                return Err(key_err(format!("metrics.failure_class_rules[{i}].class"), format!("`{}` must be platform, user or unknown", r.class)));
+                return Err(key_err(
+                    format!("metrics.failure_class_rules[{i}].class"),
+                    format!("`{}` must be platform, user or unknown", r.class),
+                ));
             }
-            regex::Regex::new(&r.pattern).map_err(|e| key_err(format!("metrics.failure_class_rules[{i}].pattern"), e.to_string()))?;
+            regex::Regex::new(&r.pattern)
+                .map_err(|e| key_err(format!("metrics.failure_class_rules[{i}].pattern"), e.to_string()))?;
         }
         for (name, src) in &self.sources {
             let base = format!("sources.{name}");
             if !SOURCE_TYPES.contains(&src.kind.as_str()) {
-                return Err(key_err(format!("{base}.type"), format!("unknown source type `{}`; expected one of {}", src.kind, SOURCE_TYPES.join(", "))));
+                return Err(key_err(
+                    format!("{base}.type"),
+                    format!(
+                        "unknown source type `{}`; expected one of {}",
+                        src.kind,
+                        SOURCE_TYPES.join(", ")
+                    ),
+                ));
             }
             if let Some(s) = &src.schedule {
                 validate_cron(s).map_err(|e| key_err(format!("{base}.schedule"), e))?;
             }
             for (k, v) in &src.options {
                 if k.ends_with("_env") {
-                    let var = v.as_str().ok_or_else(|| key_err(format!("{base}.{k}"), "must be the name of an environment variable"))?;
+                    let var = v
+                        .as_str()
+                        .ok_or_else(|| key_err(format!("{base}.{k}"), "must be the name of an environment variable"))?;
                     if !env.contains_key(var) {
-                        return Err(key_err(format!("{base}.{k}"), format!("environment variable {var} is not set")));
+                        return Err(key_err(
+                            format!("{base}.{k}"),
+                            format!("environment variable {var} is not set"),
+                        ));
                     }
                 }
             }
@@ -454,16 +565,22 @@ impl Config {
 pub fn validate_cron(expr: &str) -> Result<(), String> {
     let fields = expr.split_whitespace().count();
     if fields != 6 {
-        return Err(format!("`{expr}` has {fields} fields; expected 6 (sec min hour day month weekday), e.g. \"0 */15 * * * *\""));
+        return Err(format!(
+            "`{expr}` has {fields} fields; expected 6 (sec min hour day month weekday), e.g. \"0 */15 * * * *\""
+        ));
     }
-    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})).map(|_| ()).map_err(|e| format!("`{expr}` is not a valid cron expression: {e}"))
+    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
+        .map(|_| ())
+        .map_err(|e| format!("`{expr}` is not a valid cron expression: {e}"))
 }
 
 /// `PAVEMETER_STORE__URL=…` sets `store.url`. Values parse as TOML (numbers, booleans, arrays) when they
 /// can, else they are strings. `PAVEMETER_CONFIG` and `PAVEMETER_LOG*` are not config keys.
 fn apply_env_overrides(root: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("PAVEMETER_") else { continue };
+        let Some(rest) = name.strip_prefix("PAVEMETER_") else {
+            continue;
+        };
         if !rest.contains("__") {
             continue; // PAVEMETER_CONFIG, PAVEMETER_INGEST_TOKEN and other plain variables are not keys.
         }
@@ -477,8 +594,15 @@ fn apply_env_overrides(root: &mut toml::Table, env: &BTreeMap<String, String>) -
             if i + 1 == path.len() {
                 table.insert(part.clone(), value.clone());
             } else {
-                let entry = table.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                table = entry.as_table_mut().ok_or_else(|| key_err(path[..=i].join("."), format!("{name} overrides a key that is not a table")))?;
+                let entry = table
+                    .entry(part.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                table = entry.as_table_mut().ok_or_else(|| {
+                    key_err(
+                        path[..=i].join("."),
+                        format!("{name} overrides a key that is not a table"),
+                    )
+                })?;
             }
         }
     }
@@ -514,7 +638,15 @@ mod tests {
 
     #[test]
     fn env_overrides_nested_keys() {
-        let c = load_text("[store]\ndatabase = \"a\"\n", &[("PAVEMETER_STORE__URL", "http://ch:8123"), ("PAVEMETER_STORE__DATABASE", "b"), ("PAVEMETER_METRICS__MIN_GROUP_SIZE", "7")]).unwrap();
+        let c = load_text(
+            "[store]\ndatabase = \"a\"\n",
+            &[
+                ("PAVEMETER_STORE__URL", "http://ch:8123"),
+                ("PAVEMETER_STORE__DATABASE", "b"),
+                ("PAVEMETER_METRICS__MIN_GROUP_SIZE", "7"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.store.url.as_deref(), Some("http://ch:8123"));
         assert_eq!(c.store.database, "b");
         assert_eq!(c.store.effective_kind(), StoreKind::Clickhouse);
@@ -523,15 +655,28 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_key() {
-        let e = load_text("[sources.gh]\ntype = \"gitlab\"\n", &[]).unwrap_err().to_string();
+        let e = load_text("[sources.gh]\ntype = \"gitlab\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sources.gh.type") && e.contains("gitlab"), "{e}");
-        let e = load_text("[sources.gh]\ntype = \"github\"\nschedule = \"*/5 * * * *\"\n", &[]).unwrap_err().to_string();
+        let e = load_text("[sources.gh]\ntype = \"github\"\nschedule = \"*/5 * * * *\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sources.gh.schedule") && e.contains("6"), "{e}");
-        let e = load_text("[sources.gh]\ntype = \"github\"\ntoken_env = \"NOPE_TOKEN\"\n", &[]).unwrap_err().to_string();
+        let e = load_text("[sources.gh]\ntype = \"github\"\ntoken_env = \"NOPE_TOKEN\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sources.gh.token_env") && e.contains("NOPE_TOKEN"), "{e}");
-        let e = load_text("[[metrics.tier_rules]]\npattern = \"^p\"\ntier = \"prod\"\n", &[]).unwrap_err().to_string();
-        assert!(e.contains("metrics.tier_rules[0].tier") && e.contains("unknown environment tier"), "{e}");
-        let e = load_text("[server]\nlisten = \"nowhere\"\n", &[]).unwrap_err().to_string();
+        let e = load_text("[[metrics.tier_rules]]\npattern = \"^p\"\ntier = \"prod\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metrics.tier_rules[0].tier") && e.contains("unknown environment tier"),
+            "{e}"
+        );
+        let e = load_text("[server]\nlisten = \"nowhere\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("server.listen"), "{e}");
         let e = load_text("[store]\nkindd = \"local\"\n", &[]).unwrap_err().to_string();
         assert!(e.contains("kindd"), "{e}");
@@ -550,7 +695,11 @@ mod tests {
 
     #[test]
     fn a_valid_source_passes() {
-        let c = load_text("[sources.gh]\ntype = \"github\"\nschedule = \"0 */15 * * * *\"\ntoken_env = \"GH\"\nrepos = [\"a/b\"]\n", &[("GH", "secret")]).unwrap();
+        let c = load_text(
+            "[sources.gh]\ntype = \"github\"\nschedule = \"0 */15 * * * *\"\ntoken_env = \"GH\"\nrepos = [\"a/b\"]\n",
+            &[("GH", "secret")],
+        )
+        .unwrap();
         assert_eq!(c.sources["gh"].kind, "github");
     }
 }

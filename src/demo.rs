@@ -23,7 +23,10 @@ pub async fn load(store: &dyn Store, settings: &SeedSettings) -> anyhow::Result<
         let mut batch = Vec::with_capacity(100_000);
         seed::generate(&s, &mut |mut r: Record| {
             seed::hash_respondent(&mut r, &salt);
-            batch.push(Versioned { version: next_version(), record: r });
+            batch.push(Versioned {
+                version: next_version(),
+                record: r,
+            });
             if batch.len() == 100_000 {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(100_000));
                 let _ = tx.blocking_send(full);
@@ -41,7 +44,10 @@ pub async fn load(store: &dyn Store, settings: &SeedSettings) -> anyhow::Result<
     producer.await.context("Generating the demo organisation")?;
     let snapshots = seed::snapshots(settings);
     for chunk in snapshots.chunks(100_000) {
-        store.upsert_snapshots(chunk, next_version()).await.context("Writing service snapshots")?;
+        store
+            .upsert_snapshots(chunk, next_version())
+            .await
+            .context("Writing service snapshots")?;
     }
     Ok(n)
 }
@@ -62,7 +68,10 @@ pub async fn run(mut config: Config, env: BTreeMap<String, String>, opts: DemoOp
         match &opts.data_dir {
             Some(d) => config.store.data_dir = d.clone(),
             None => {
-                let t = tempfile::Builder::new().prefix("pavemeter-demo-").tempdir().context("Creating a temporary directory")?;
+                let t = tempfile::Builder::new()
+                    .prefix("pavemeter-demo-")
+                    .tempdir()
+                    .context("Creating a temporary directory")?;
                 config.store.data_dir = t.path().to_path_buf();
                 _tmp = t;
             }
@@ -79,7 +88,11 @@ pub async fn run(mut config: Config, env: BTreeMap<String, String>, opts: DemoOp
             "Loaded the demo organisation ({n} records, anchored at {}) into the {} store{} in {:.1} s.",
             settings.anchor.to_datetime().date_naive(),
             store.name(),
-            if store.name() == "local" { format!(" at {}", config.store.data_dir.display()) } else { String::new() },
+            if store.name() == "local" {
+                format!(" at {}", config.store.data_dir.display())
+            } else {
+                String::new()
+            },
             started.elapsed().as_secs_f64()
         );
     }
@@ -93,13 +106,17 @@ pub async fn run(mut config: Config, env: BTreeMap<String, String>, opts: DemoOp
         return Ok(());
     }
     let port = app.port();
-    eprintln!("Serving the overview on http://127.0.0.1:{port}/ (API under /api/v1, Prometheus at /metrics). Ctrl-C stops.");
+    eprintln!(
+        "Serving the overview on http://127.0.0.1:{port}/ (API under /api/v1, Prometheus at /metrics). Ctrl-C stops."
+    );
     app.run(crate::cli::shutdown_signal()).await
 }
 
 fn last_quarter_at(config: &Config, at: Ts) -> String {
     use crate::domain::period::{Calendar, Interval};
-    let cal = Calendar { fiscal_year_start_month: config.metrics.fiscal_year_start_month };
+    let cal = Calendar {
+        fiscal_year_start_month: config.metrics.fiscal_year_start_month,
+    };
     let current = cal.start(Interval::Quarter, at);
     cal.label(Interval::Quarter, cal.prev(Interval::Quarter, current))
 }

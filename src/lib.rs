@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod config;

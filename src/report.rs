@@ -51,7 +51,13 @@ fn fmt_change(unit: &str, r: &SummaryRow) -> String {
     match r.change {
         None => String::new(),
         Some(c) => {
-            let sign = if c > 0.0 { "+" } else if c < 0.0 { "−" } else { "±" };
+            let sign = if c > 0.0 {
+                "+"
+            } else if c < 0.0 {
+                "−"
+            } else {
+                "±"
+            };
             let mag = match unit {
                 "seconds" => fmt_seconds(c.abs()),
                 "ratio" => format!("{:.1} pp", c.abs() * 100.0),
@@ -98,7 +104,9 @@ pub fn dora_table(c: &Computed, cal: &Calendar, period: &str, team: Option<&str>
 
 /// Every section of the review.
 pub fn review(c: &Computed, cfg: &MetricsConfig, period: &str, team: Option<&str>) -> Result<Vec<Table>, String> {
-    let cal = Calendar { fiscal_year_start_month: cfg.fiscal_year_start_month };
+    let cal = Calendar {
+        fiscal_year_start_month: cfg.fiscal_year_start_month,
+    };
     cal.parse_label(period)?;
     let mut tables = vec![dora_table(c, &cal, period, team)?];
     tables.extend(crate::report_platform::tables(c, cfg, &cal, period, team)?);
@@ -113,7 +121,10 @@ pub fn render(tables: &[Table], format: ReportFormat) -> String {
             for t in tables {
                 out.push_str(&format!("## {}\n\n", t.title));
                 out.push_str(&format!("| {} |\n", t.header.join(" | ")));
-                out.push_str(&format!("|{}|\n", t.header.iter().map(|_| "---").collect::<Vec<_>>().join("|")));
+                out.push_str(&format!(
+                    "|{}|\n",
+                    t.header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+                ));
                 for r in &t.rows {
                     out.push_str(&format!("| {} |\n", r.join(" | ")));
                 }
@@ -128,10 +139,24 @@ pub fn render(tables: &[Table], format: ReportFormat) -> String {
             let mut out = String::new();
             for t in tables {
                 let widths: Vec<usize> = (0..t.header.len())
-                    .map(|i| t.rows.iter().map(|r| r.get(i).map(|c| c.chars().count()).unwrap_or(0)).chain([t.header[i].chars().count()]).max().unwrap_or(0))
+                    .map(|i| {
+                        t.rows
+                            .iter()
+                            .map(|r| r.get(i).map(|c| c.chars().count()).unwrap_or(0))
+                            .chain([t.header[i].chars().count()])
+                            .max()
+                            .unwrap_or(0)
+                    })
                     .collect();
                 let line = |cells: &[String]| -> String {
-                    cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_string()
+                    cells
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                        .trim_end()
+                        .to_string()
                 };
                 out.push_str(&format!("{}\n{}\n", t.title, "=".repeat(t.title.chars().count())));
                 out.push_str(&line(&t.header));

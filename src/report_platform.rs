@@ -5,6 +5,12 @@ use crate::domain::period::Calendar;
 use crate::metrics::Computed;
 use crate::report::Table;
 
-pub fn tables(_c: &Computed, _cfg: &MetricsConfig, _cal: &Calendar, _period: &str, _team: Option<&str>) -> Result<Vec<Table>, String> {
+pub fn tables(
+    _c: &Computed,
+    _cfg: &MetricsConfig,
+    _cal: &Calendar,
+    _period: &str,
+    _team: Option<&str>,
+) -> Result<Vec<Table>, String> {
     Ok(Vec::new())
 }

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 
 pub fn calendar(state: &AppState) -> Calendar {
-    Calendar { fiscal_year_start_month: state.config.metrics.fiscal_year_start_month }
+    Calendar {
+        fiscal_year_start_month: state.config.metrics.fiscal_year_start_month,
+    }
 }
 
 /// Parses the scope parameters every periodic endpoint shares.
@@ -26,7 +28,15 @@ pub fn dora_query(p: &Params, default_interval: Interval) -> Result<DoraQuery, A
         None => By::Org,
         Some(v) => v.parse::<By>().map_err(|m| ApiError::bad_param("by", m))?,
     };
-    Ok(DoraQuery { from, to, interval, team: p.scope("team"), service: p.scope("service"), cohort, by })
+    Ok(DoraQuery {
+        from,
+        to,
+        interval,
+        team: p.scope("team"),
+        service: p.scope("service"),
+        cohort,
+        by,
+    })
 }
 
 /// The five DORA metrics per period × scope.
@@ -40,7 +50,10 @@ pub fn dora_query(p: &Params, default_interval: Interval) -> Result<DoraQuery, A
         ("by" = Option<String>, Query, description = "org (default), team, service or cohort"),
         ("format" = Option<String>, Query, description = "json (default) or csv")),
     responses((status = 200, description = "one row per period × scope"), (status = 400, description = "a bad parameter, named")))]
-pub async fn dora(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn dora(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     let query = dora_query(&p, Interval::Month)?;
     p.wants_csv()?;
@@ -53,14 +66,23 @@ pub async fn dora(State(state): State<AppState>, Query(q): Query<HashMap<String,
 #[utoipa::path(get, path = "/api/v1/dora/summary", tag = "dora",
     params(("period" = String, Query, description = "e.g. 2026-Q3, 2026-07, 2026-W27, 2026"), ("team" = Option<String>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, description = "one row per metric"), (status = 400)))]
-pub async fn summary(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn summary(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
-    let period = p.str("period").ok_or_else(|| ApiError::bad_param("period", "required, e.g. 2026-Q3"))?.to_string();
+    let period = p
+        .str("period")
+        .ok_or_else(|| ApiError::bad_param("period", "required, e.g. 2026-Q3"))?
+        .to_string();
     let cal = calendar(&state);
     cal.parse_label(&period).map_err(|m| ApiError::bad_param("period", m))?;
     p.wants_csv()?;
     let c = state.computed().await?;
-    let out = c.dora.summary(&period, p.scope("team").as_deref(), &cal).map_err(|m| ApiError::bad_param("period", m))?;
+    let out = c
+        .dora
+        .summary(&period, p.scope("team").as_deref(), &cal)
+        .map_err(|m| ApiError::bad_param("period", m))?;
     rows(&p, &out)
 }
 
@@ -80,19 +102,27 @@ pub async fn explain_deployment(State(state): State<AppState>, Path(id): Path<St
     params(("service" = Option<String>, Query), ("team" = Option<String>, Query), ("period" = Option<String>, Query, description = "or from/to"),
         ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, description = "one row per change"), (status = 400)))]
-pub async fn changes(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn changes(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     let (from, to) = p.period_or_range(&calendar(&state))?;
     p.wants_csv()?;
     let c = state.computed().await?;
-    let out = c.dora.changes(p.scope("service").as_deref(), p.scope("team").as_deref(), from, to);
+    let out = c
+        .dora
+        .changes(p.scope("service").as_deref(), p.scope("team").as_deref(), from, to);
     rows(&p, &out)
 }
 
 /// Records excluded (errors) or partly nulled (warnings), with the rule each breaks.
 #[utoipa::path(get, path = "/api/v1/data-quality", tag = "dora", params(("format" = Option<String>, Query)),
     responses((status = 200, description = "rows {kind, id, rule, severity, detail}")))]
-pub async fn data_quality(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn data_quality(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     p.wants_csv()?;
     let c = state.computed().await?;

@@ -17,7 +17,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: Value::Null }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
     }
     pub fn with_details(mut self, details: Value) -> ApiError {
         self.details = details;
@@ -26,7 +31,12 @@ impl ApiError {
     /// A bad query parameter: 400 naming it.
     pub fn bad_param(name: &str, message: impl Into<String>) -> ApiError {
         let message = message.into();
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_parameter", format!("parameter `{name}`: {message}")).with_details(json!({"parameter": name}))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            format!("parameter `{name}`: {message}"),
+        )
+        .with_details(json!({"parameter": name}))
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
@@ -39,7 +49,11 @@ impl ApiError {
     }
     pub fn internal(context: &str, err: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %err, context, "Request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{context} failed; see the server log"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{context} failed; see the server log"),
+        )
     }
 }
 
@@ -55,7 +69,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "Store unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store is unavailable; retry later")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store is unavailable; retry later",
+                )
             }
             other => ApiError::internal("Reading the store", other),
         }
@@ -67,7 +85,11 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::NotDurable(m) => {
                 tracing::error!(error = %m, "Events neither stored nor spooled");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_durable", "the events could not be stored or spooled; nothing was accepted, retry later")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_durable",
+                    "the events could not be stored or spooled; nothing was accepted, retry later",
+                )
             }
             IngestError::Store(s) => ApiError::from(s),
         }

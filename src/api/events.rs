@@ -24,22 +24,36 @@ pub struct IngestResponse {
     pub errors: Vec<LineError>,
 }
 
-
 pub fn parse_kind(raw: &str) -> Result<Kind, ApiError> {
-    raw.parse::<Kind>().map_err(|m| ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", m))
+    raw.parse::<Kind>()
+        .map_err(|m| ApiError::new(StatusCode::NOT_FOUND, "unknown_kind", m))
 }
 
 /// Reads the body within the size limit, decompressing gzip (the limit applies to both sizes).
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_large = || ApiError::too_large(format!("request body exceeds the limit of {limit} bytes (ingest.max_body_bytes); split the batch"));
+    let too_large = || {
+        ApiError::too_large(format!(
+            "request body exceeds the limit of {limit} bytes (ingest.max_body_bytes); split the batch"
+        ))
+    };
     let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
-    let gzip = headers.get(axum::http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(|v| v.eq_ignore_ascii_case("gzip")).unwrap_or(false);
+    let gzip = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.eq_ignore_ascii_case("gzip"))
+        .unwrap_or(false);
     if !gzip {
         return Ok(raw.to_vec());
     }
     let mut out = Vec::new();
     let mut decoder = flate2::read::MultiGzDecoder::new(&raw[..]).take(limit as u64 + 1);
-    decoder.read_to_end(&mut out).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_gzip", format!("Content-Encoding is gzip but the body does not decompress: {e}")))?;
+    decoder.read_to_end(&mut out).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_gzip",
+            format!("Content-Encoding is gzip but the body does not decompress: {e}"),
+        )
+    })?;
     if out.len() > limit {
         return Err(too_large());
     }
@@ -52,31 +66,57 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     request_body(content = String, description = "One JSON object, a JSON array, or NDJSON; Content-Encoding gzip accepted"),
     responses((status = 202, body = IngestResponse), (status = 400, description = "no line was valid"), (status = 401), (status = 413), (status = 503)),
     security(("bearer" = [])))]
-pub async fn post_events(State(state): State<AppState>, Path(kind): Path<String>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn post_events(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let kind = parse_kind(&kind)?;
     let cfg = &state.config.ingest;
     let body = read_body(&headers, body, cfg.max_body_bytes).await?;
     if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_body", "the body holds no record"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the body holds no record",
+        ));
     }
     let items = count_items(&body);
     if items > cfg.max_batch_records {
-        return Err(ApiError::too_large(format!("batch of {items} records exceeds the limit of {} (ingest.max_batch_records)", cfg.max_batch_records)));
+        return Err(ApiError::too_large(format!(
+            "batch of {items} records exceeds the limit of {} (ingest.max_batch_records)",
+            cfg.max_batch_records
+        )));
     }
     let ctx = state.parse_ctx(kind).await?;
-    let parsed = tokio::task::spawn_blocking(move || parse_json_body(kind, &body, &ctx)).await.map_err(|e| ApiError::internal("Parsing", e))?;
+    let parsed = tokio::task::spawn_blocking(move || parse_json_body(kind, &body, &ctx))
+        .await
+        .map_err(|e| ApiError::internal("Parsing", e))?;
     if parsed.items > cfg.max_batch_records {
-        return Err(ApiError::too_large(format!("batch of {} records exceeds the limit of {} (ingest.max_batch_records)", parsed.items, cfg.max_batch_records)));
+        return Err(ApiError::too_large(format!(
+            "batch of {} records exceeds the limit of {} (ingest.max_batch_records)",
+            parsed.items, cfg.max_batch_records
+        )));
     }
     let rejected = parsed.rejected();
     let accepted = parsed.records.len();
     state.ingest.count(kind, "rejected", rejected as u64);
     if accepted == 0 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_records", format!("none of the {rejected} records is valid"))
-            .with_details(json!({"accepted": 0, "rejected": rejected, "errors": parsed.errors})));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_records",
+            format!("none of the {rejected} records is valid"),
+        )
+        .with_details(json!({"accepted": 0, "rejected": rejected, "errors": parsed.errors})));
     }
     let destination = state.ingest.accept(parsed.records).await?;
-    let resp = IngestResponse { accepted, rejected, destination, errors: parsed.errors };
+    let resp = IngestResponse {
+        accepted,
+        rejected,
+        destination,
+        errors: parsed.errors,
+    };
     Ok((StatusCode::ACCEPTED, axum::Json(resp)).into_response())
 }
 
@@ -85,11 +125,18 @@ pub async fn post_events(State(state): State<AppState>, Path(kind): Path<String>
     params(("kind" = String, Path), ("id" = String, Path, description = "the record's natural key (surveys: wave/respondent-hash)")),
     responses((status = 202, description = "tombstone stored"), (status = 401), (status = 404)),
     security(("bearer" = [])))]
-pub async fn delete_event(State(state): State<AppState>, Path((kind, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn delete_event(
+    State(state): State<AppState>,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let kind = parse_kind(&kind)?;
     if id.is_empty() || id.len() > state.config.ingest.max_string_len {
         return Err(ApiError::bad_param("id", "must be 1 to max_string_len bytes"));
     }
     let destination = state.ingest.tombstone(kind, &id).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"deleted": {"kind": kind.wire_name(), "id": id}, "destination": destination}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"deleted": {"kind": kind.wire_name(), "id": id}, "destination": destination})),
+    )
+        .into_response())
 }

@@ -28,6 +28,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "migrations": match &pending { Ok(p) => json!({"current": p.is_empty(), "pending": p}), Err(e) => json!({"current": null, "error": e}) },
         "spool": {"depth": state.ingest.spool().depth(), "replay_errors": state.ingest.spool().replay_errors()},
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(body)).into_response()
 }

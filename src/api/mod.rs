@@ -11,6 +11,7 @@ pub mod overview;
 pub mod overview_html;
 pub mod params;
 pub mod platform;
+pub mod webhooks;
 
 use crate::app::AppState;
 use axum::extract::{MatchedPath, Request, State};
@@ -67,11 +68,16 @@ fn read_routes() -> Router<AppState> {
 }
 
 fn webhooks_routes() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/api/v1/webhooks/github", post(webhooks::github))
 }
 
 fn bearer(req: &Request) -> Option<&str> {
-    req.headers().get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    req.headers()
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 fn check_token(state: &AppState, req: &Request) -> Result<(), ApiError> {
@@ -104,10 +110,16 @@ async fn require_token_for_reads(State(state): State<AppState>, req: Request, ne
 
 /// Records every request's duration by matched route (bounded cardinality: route templates, not paths).
 async fn record_duration(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
-    state.observe.record_request(&route, &method, resp.status().as_u16(), started.elapsed());
+    state
+        .observe
+        .record_request(&route, &method, resp.status().as_u16(), started.elapsed());
     resp
 }

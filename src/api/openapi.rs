@@ -9,7 +9,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -39,6 +42,7 @@ impl Modify for BearerAuth {
         super::platform::survey_items,
         super::platform::support,
         super::platform::slos,
+        super::webhooks::github,
     ),
     components(schemas(super::events::IngestResponse, crate::ingest::Destination)),
     modifiers(&BearerAuth)

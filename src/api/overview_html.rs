@@ -28,7 +28,10 @@ pub struct Page {
 }
 
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A sparkline with a dot per period; gaps where there is no data.
@@ -36,16 +39,35 @@ pub fn sparkline(series: &[(String, Option<f64>)], title: &str, format: fn(f64) 
     let (w, h, pad) = (220.0, 56.0, 6.0);
     let values: Vec<f64> = series.iter().filter_map(|(_, v)| *v).collect();
     let mut svg = String::new();
-    let _ = write!(svg, r#"<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-labelledby="t-{id}"><title id="t-{id}">{t}</title>"#, id = slug(title), t = esc(title));
+    let _ = write!(
+        svg,
+        r#"<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-labelledby="t-{id}"><title id="t-{id}">{t}</title>"#,
+        id = slug(title),
+        t = esc(title)
+    );
     if values.is_empty() || series.is_empty() {
-        let _ = write!(svg, r#"<text x="{x}" y="{y}" class="nodata">no data</text></svg>"#, x = w / 2.0 - 24.0, y = h / 2.0);
+        let _ = write!(
+            svg,
+            r#"<text x="{x}" y="{y}" class="nodata">no data</text></svg>"#,
+            x = w / 2.0 - 24.0,
+            y = h / 2.0
+        );
         return svg;
     }
     let min = values.iter().cloned().fold(f64::INFINITY, f64::min).min(0.0);
     let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let span = if (max - min).abs() < f64::EPSILON { 1.0 } else { max - min };
+    let span = if (max - min).abs() < f64::EPSILON {
+        1.0
+    } else {
+        max - min
+    };
     let n = series.len().max(2) as f64 - 1.0;
-    let xy = |i: usize, v: f64| (pad + (w - 2.0 * pad) * i as f64 / n, h - pad - (h - 2.0 * pad) * (v - min) / span);
+    let xy = |i: usize, v: f64| {
+        (
+            pad + (w - 2.0 * pad) * i as f64 / n,
+            h - pad - (h - 2.0 * pad) * (v - min) / span,
+        )
+    };
     let mut path = String::new();
     let mut pen_up = true;
     for (i, (_, v)) in series.iter().enumerate() {
@@ -62,7 +84,12 @@ pub fn sparkline(series: &[(String, Option<f64>)], title: &str, format: fn(f64) 
     for (i, (label, v)) in series.iter().enumerate() {
         if let Some(v) = v {
             let (x, y) = xy(i, *v);
-            let _ = write!(svg, r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.5" class="dot"><title>{}: {}</title></circle>"#, esc(label), esc(&format(*v)));
+            let _ = write!(
+                svg,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.5" class="dot"><title>{}: {}</title></circle>"#,
+                esc(label),
+                esc(&format(*v))
+            );
         }
     }
     svg.push_str("</svg>");
@@ -70,7 +97,15 @@ pub fn sparkline(series: &[(String, Option<f64>)], title: &str, format: fn(f64) 
 }
 
 fn slug(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 const CSS: &str = r#"
@@ -101,26 +136,61 @@ footer { color: var(--muted); padding: 0 28px 24px; font-size: 12.5px; }
 
 pub fn render(page: &Page) -> String {
     let mut html = String::with_capacity(64 * 1024);
-    let _ = write!(html, r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{}</title><style>{CSS}</style></head><body>"#, esc(&page.title));
-    let _ = write!(html, r#"<header><h1>{}</h1><p class="sub">{}</p><form method="get" action="/"><label for="team">Team</label> <select id="team" name="team" onchange="this.form.submit()"><option value="">All teams</option>"#, esc(&page.title), esc(&page.subtitle));
+    let _ = write!(
+        html,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{}</title><style>{CSS}</style></head><body>"#,
+        esc(&page.title)
+    );
+    let _ = write!(
+        html,
+        r#"<header><h1>{}</h1><p class="sub">{}</p><form method="get" action="/"><label for="team">Team</label> <select id="team" name="team" onchange="this.form.submit()"><option value="">All teams</option>"#,
+        esc(&page.title),
+        esc(&page.subtitle)
+    );
     for t in &page.teams {
-        let sel = if page.team.as_deref() == Some(t.as_str()) { " selected" } else { "" };
+        let sel = if page.team.as_deref() == Some(t.as_str()) {
+            " selected"
+        } else {
+            ""
+        };
         let _ = write!(html, r#"<option value="{v}"{sel}>{v}</option>"#, v = esc(t));
     }
     html.push_str(r#"</select> <noscript><button type="submit">Show</button></noscript></form></header><main>"#);
     for section in &page.sections {
-        let _ = write!(html, "<section aria-label=\"{t}\"><h2>{t}</h2><div class=\"grid\">", t = esc(&section.title));
+        let _ = write!(
+            html,
+            "<section aria-label=\"{t}\"><h2>{t}</h2><div class=\"grid\">",
+            t = esc(&section.title)
+        );
         for tile in &section.tiles {
-            let level = tile.level.as_ref().map(|l| format!(r#"<span class="level {l}" title="DORA level">{l}</span>"#, l = esc(l))).unwrap_or_default();
-            let _ = write!(html, r#"<article class="card"><h3>{}</h3><div class="value">{}{level}</div><p class="note">{}</p>"#, esc(&tile.label), esc(&tile.value), esc(&tile.note));
-            html.push_str(&sparkline(&tile.series, &format!("{} by period", tile.label), tile.format));
+            let level = tile
+                .level
+                .as_ref()
+                .map(|l| format!(r#"<span class="level {l}" title="DORA level">{l}</span>"#, l = esc(l)))
+                .unwrap_or_default();
+            let _ = write!(
+                html,
+                r#"<article class="card"><h3>{}</h3><div class="value">{}{level}</div><p class="note">{}</p>"#,
+                esc(&tile.label),
+                esc(&tile.value),
+                esc(&tile.note)
+            );
+            html.push_str(&sparkline(
+                &tile.series,
+                &format!("{} by period", tile.label),
+                tile.format,
+            ));
             html.push_str(r#"<table class="trend sr"><tr>"#);
             for (label, _) in &tile.series {
                 let _ = write!(html, "<th>{}</th>", esc(label));
             }
             html.push_str("</tr><tr>");
             for (_, v) in &tile.series {
-                let _ = write!(html, "<td>{}</td>", v.map(tile.format).unwrap_or_else(|| "no data".into()));
+                let _ = write!(
+                    html,
+                    "<td>{}</td>",
+                    v.map(tile.format).unwrap_or_else(|| "no data".into())
+                );
             }
             html.push_str("</tr></table></article>");
         }
@@ -161,7 +231,11 @@ mod tests {
     use super::*;
     #[test]
     fn sparkline_draws_gaps_and_says_no_data() {
-        let s = sparkline(&[("Q1".into(), Some(1.0)), ("Q2".into(), None), ("Q3".into(), Some(3.0))], "x", fmt_count);
+        let s = sparkline(
+            &[("Q1".into(), Some(1.0)), ("Q2".into(), None), ("Q3".into(), Some(3.0))],
+            "x",
+            fmt_count,
+        );
         assert_eq!(s.matches('M').count(), 2, "a gap starts a new segment: {s}");
         assert!(s.contains("<title>Q3: 3</title>"));
         assert!(sparkline(&[("Q1".into(), None)], "x", fmt_count).contains("no data"));

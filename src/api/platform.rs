@@ -21,7 +21,11 @@ impl From<MetricError> for ApiError {
     fn from(e: MetricError) -> ApiError {
         match e {
             MetricError::Query { param, message } => ApiError::bad_param(param, message),
-            MetricError::Config { key, message } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_config", format!("config key `{key}`: {message}")),
+            MetricError::Config { key, message } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "bad_config",
+                format!("config key `{key}`: {message}"),
+            ),
             other => ApiError::internal("Computing a metric", other),
         }
     }
@@ -35,7 +39,10 @@ where
 {
     let c: Arc<Computed> = state.computed().await?;
     let cfg = state.config.metrics.clone();
-    crate::app::cpu(move || f(&c, &cfg)).await.map_err(|e| ApiError::internal("Computing a metric", e))?.map_err(ApiError::from)
+    crate::app::cpu(move || f(&c, &cfg))
+        .await
+        .map_err(|e| ApiError::internal("Computing a metric", e))?
+        .map_err(ApiError::from)
 }
 
 fn respond<T: Serialize>(p: &Params, out: &[T]) -> Result<Response, ApiError> {
@@ -51,11 +58,20 @@ fn range(p: &Params) -> Result<(Ts, Ts, Interval), ApiError> {
 #[utoipa::path(get, path = "/api/v1/adoption", tag = "platform",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("interval" = Option<String>, Query), ("team" = Option<String>, Query), ("capability" = Option<String>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, description = "rows {period, capability, team, services_using, eligible_services, adoption_rate}"), (status = 400)))]
-pub async fn adoption_rows(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn adoption_rows(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     let (from, to, interval) = range(&p)?;
     p.wants_csv()?;
-    let q = adoption::AdoptionQuery { from, to, interval, capability: p.str("capability").map(str::to_string), team: p.scope("team") };
+    let q = adoption::AdoptionQuery {
+        from,
+        to,
+        interval,
+        capability: p.str("capability").map(str::to_string),
+        team: p.scope("team"),
+    };
     let out = compute(&state, move |c, cfg| adoption::adoption(&c.dataset, cfg, &q)).await?;
     respond(&p, &out)
 }
@@ -64,11 +80,20 @@ pub async fn adoption_rows(State(state): State<AppState>, Query(q): Query<HashMa
 #[utoipa::path(get, path = "/api/v1/adoption/escapes", tag = "platform",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("interval" = Option<String>, Query), ("team" = Option<String>, Query), ("capability" = Option<String>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, description = "rows {period, capability, service, team}"), (status = 400)))]
-pub async fn escapes(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn escapes(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     let (from, to, interval) = range(&p)?;
     p.wants_csv()?;
-    let q = adoption::EscapesQuery { from, to, interval, capability: p.str("capability").map(str::to_string), team: p.scope("team") };
+    let q = adoption::EscapesQuery {
+        from,
+        to,
+        interval,
+        capability: p.str("capability").map(str::to_string),
+        team: p.scope("team"),
+    };
     let out = compute(&state, move |c, cfg| adoption::escapes(&c.dataset, cfg, &q)).await?;
     respond(&p, &out)
 }
@@ -77,10 +102,16 @@ pub async fn escapes(State(state): State<AppState>, Query(q): Query<HashMap<Stri
 #[utoipa::path(get, path = "/api/v1/adoption/drift", tag = "platform",
     params(("team" = Option<String>, Query), ("template" = Option<String>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, description = "one row per drifting service")))]
-pub async fn drift(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn drift(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     p.wants_csv()?;
-    let q = adoption::DriftQuery { team: p.scope("team"), template: p.str("template").map(str::to_string) };
+    let q = adoption::DriftQuery {
+        team: p.scope("team"),
+        template: p.str("template").map(str::to_string),
+    };
     let out = compute(&state, move |c, cfg| Ok(adoption::template_drift(&c.dataset, cfg, &q))).await?;
     respond(&p, &out)
 }
@@ -89,16 +120,30 @@ pub async fn drift(State(state): State<AppState>, Query(q): Query<HashMap<String
 #[utoipa::path(get, path = "/api/v1/ttfd", tag = "platform",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("interval" = Option<String>, Query), ("template" = Option<String>, Query), ("waiting" = Option<bool>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, description = "rows {period, template, created, deployed, p50, p95, waiting}"), (status = 400)))]
-pub async fn ttfd_rows(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn ttfd_rows(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     let (from, to, interval) = range(&p)?;
     p.wants_csv()?;
     let waiting = match p.str("waiting") {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(ApiError::bad_param("waiting", format!("`{other}` is not true or false"))),
+        Some(other) => {
+            return Err(ApiError::bad_param(
+                "waiting",
+                format!("`{other}` is not true or false"),
+            ))
+        }
     };
-    let q = ttfd::TtfdQuery { from, to, interval, template: p.str("template").map(str::to_string), now: Ts::now() };
+    let q = ttfd::TtfdQuery {
+        from,
+        to,
+        interval,
+        template: p.str("template").map(str::to_string),
+        now: Ts::now(),
+    };
     if waiting {
         let out = compute(&state, move |c, cfg| ttfd::waiting(&c.dataset, cfg, &q)).await?;
         return respond(&p, &out);
@@ -113,14 +158,24 @@ fn nps_query(p: &Params) -> Result<nps::NpsQuery, ApiError> {
         Some(_) => Some(p.interval(Interval::Quarter)?),
     };
     let by = p.parse_enum("by", &[("team", nps::NpsBy::Team)])?;
-    Ok(nps::NpsQuery { from: p.time("from")?, to: p.time("to")?, interval, by, team: p.scope("team"), wave: p.str("wave").map(str::to_string) })
+    Ok(nps::NpsQuery {
+        from: p.time("from")?,
+        to: p.time("to")?,
+        interval,
+        by,
+        team: p.scope("team"),
+        wave: p.str("wave").map(str::to_string),
+    })
 }
 
 /// NPS per wave (or per period with `interval`), pooled; `by=team` per wave; small groups withheld.
 #[utoipa::path(get, path = "/api/v1/nps", tag = "platform",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("interval" = Option<String>, Query), ("by" = Option<String>, Query, description = "team"), ("team" = Option<String>, Query), ("wave" = Option<String>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, description = "rows {wave|period, team, n, promoters, passives, detractors, nps, margin, withheld}"), (status = 400)))]
-pub async fn nps_rows(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn nps_rows(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     let q = nps_query(&p)?;
     p.wants_csv()?;
@@ -132,9 +187,17 @@ pub async fn nps_rows(State(state): State<AppState>, Query(q): Query<HashMap<Str
 #[utoipa::path(get, path = "/api/v1/survey/items", tag = "platform",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("wave" = Option<String>, Query), ("question" = Option<String>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, description = "rows {wave, question, n, mean, favourable_share, change, significant, withheld}"), (status = 400)))]
-pub async fn survey_items(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn survey_items(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
-    let q = nps::LikertQuery { from: p.time("from")?, to: p.time("to")?, wave: p.str("wave").map(str::to_string), question: p.str("question").map(str::to_string) };
+    let q = nps::LikertQuery {
+        from: p.time("from")?,
+        to: p.time("to")?,
+        wave: p.str("wave").map(str::to_string),
+        question: p.str("question").map(str::to_string),
+    };
     p.wants_csv()?;
     let out = compute(&state, move |c, cfg| nps::likert(&c.dataset, cfg, &q)).await?;
     respond(&p, &out)
@@ -145,7 +208,10 @@ pub async fn survey_items(State(state): State<AppState>, Query(q): Query<HashMap
 #[utoipa::path(get, path = "/api/v1/support", tag = "platform",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("interval" = Option<String>, Query), ("team" = Option<String>, Query), ("category" = Option<String>, Query), ("totals" = Option<bool>, Query), ("format" = Option<String>, Query)),
     responses((status = 200, description = "rows {period, category, team, opened, resolved, backlog, median_resolution_seconds}"), (status = 400)))]
-pub async fn support(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn support(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     let (from, to, interval) = range(&p)?;
     p.wants_csv()?;
@@ -157,9 +223,23 @@ pub async fn support(State(state): State<AppState>, Query(q): Query<HashMap<Stri
     let category = match p.str("category") {
         None => None,
         Some(c) if crate::domain::records::TICKET_CATEGORIES.contains(&c) => Some(c.to_string()),
-        Some(c) => return Err(ApiError::bad_param("category", format!("`{c}` is not one of {}", crate::domain::records::TICKET_CATEGORIES.join(", ")))),
+        Some(c) => {
+            return Err(ApiError::bad_param(
+                "category",
+                format!(
+                    "`{c}` is not one of {}",
+                    crate::domain::records::TICKET_CATEGORIES.join(", ")
+                ),
+            ))
+        }
     };
-    let q = tickets::TicketsQuery { from, to, interval, category, team: p.scope("team") };
+    let q = tickets::TicketsQuery {
+        from,
+        to,
+        interval,
+        category,
+        team: p.scope("team"),
+    };
     if totals {
         let out = compute(&state, move |c, cfg| tickets::ticket_totals(&c.dataset, cfg, &q)).await?;
         return respond(&p, &out);
@@ -171,7 +251,10 @@ pub async fn support(State(state): State<AppState>, Query(q): Query<HashMap<Stri
 /// Platform SLOs now: SLI, target, error budget remaining, burn rates.
 #[utoipa::path(get, path = "/api/v1/slo", tag = "platform", params(("format" = Option<String>, Query)),
     responses((status = 200, description = "one row per SLO")))]
-pub async fn slos(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+pub async fn slos(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let p = Params::from_map(q);
     p.wants_csv()?;
     let q = slo::SloQuery { now: Ts::now() };

@@ -19,7 +19,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_string_len: 4096, max_list_len: 10_000 }
+        Limits {
+            max_string_len: 4096,
+            max_list_len: 10_000,
+        }
     }
 }
 
@@ -31,11 +34,18 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub fn new(obj: &'a Map<String, Value>, limits: Limits) -> Self {
-        Fields { obj, limits, errors: Vec::new() }
+        Fields {
+            obj,
+            limits,
+            errors: Vec::new(),
+        }
     }
 
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError { field: field.to_string(), message: message.into() });
+        self.errors.push(FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        });
     }
 
     fn get(&self, field: &str) -> Option<&'a Value> {
@@ -47,7 +57,14 @@ impl<'a> Fields<'a> {
 
     fn check_len(&mut self, field: &str, s: &str) -> bool {
         if s.len() > self.limits.max_string_len {
-            self.error(field, format!("string of {} bytes exceeds the limit of {} bytes", s.len(), self.limits.max_string_len));
+            self.error(
+                field,
+                format!(
+                    "string of {} bytes exceeds the limit of {} bytes",
+                    s.len(),
+                    self.limits.max_string_len
+                ),
+            );
             false
         } else {
             true
@@ -87,7 +104,10 @@ impl<'a> Fields<'a> {
         let s = match self.get(field)? {
             Value::String(s) => s.clone(),
             other => {
-                self.error(field, format!("expected an RFC 3339 timestamp string, got {}", type_name(other)));
+                self.error(
+                    field,
+                    format!("expected an RFC 3339 timestamp string, got {}", type_name(other)),
+                );
                 return None;
             }
         };
@@ -133,7 +153,10 @@ impl<'a> Fields<'a> {
                 None
             }
             None => {
-                self.error(field, format!("expected an integer in {min}..={max}, got {}", type_name(v)));
+                self.error(
+                    field,
+                    format!("expected an integer in {min}..={max}, got {}", type_name(v)),
+                );
                 None
             }
         }
@@ -147,7 +170,14 @@ impl<'a> Fields<'a> {
             return None;
         };
         if items.len() > self.limits.max_list_len {
-            self.error(field, format!("list of {} items exceeds the limit of {}", items.len(), self.limits.max_list_len));
+            self.error(
+                field,
+                format!(
+                    "list of {} items exceeds the limit of {}",
+                    items.len(),
+                    self.limits.max_list_len
+                ),
+            );
             return None;
         }
         let mut out = Vec::with_capacity(items.len());
@@ -161,7 +191,10 @@ impl<'a> Fields<'a> {
                     out.push(s.clone());
                 }
                 other => {
-                    self.error(&format!("{field}[{i}]"), format!("expected a string, got {}", type_name(other)));
+                    self.error(
+                        &format!("{field}[{i}]"),
+                        format!("expected a string, got {}", type_name(other)),
+                    );
                     return None;
                 }
             }
@@ -180,7 +213,10 @@ impl<'a> Fields<'a> {
         if allowed.contains(&lower.as_str()) {
             Some(lower)
         } else {
-            self.error(field, format!("unknown value `{s}`; expected one of {}", allowed.join(", ")));
+            self.error(
+                field,
+                format!("unknown value `{s}`; expected one of {}", allowed.join(", ")),
+            );
             None
         }
     }

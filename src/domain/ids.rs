@@ -11,8 +11,13 @@ pub fn slug(raw: &str) -> Result<String, String> {
     if s.len() > 200 {
         return Err(format!("slug of {} bytes exceeds 200", s.len()));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':'))) {
-        return Err(format!("`{raw}` is not a slug: `{c}` is not allowed (letters, digits, - _ . / : only)"));
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':')))
+    {
+        return Err(format!(
+            "`{raw}` is not a slug: `{c}` is not allowed (letters, digits, - _ . / : only)"
+        ));
     }
     Ok(s)
 }

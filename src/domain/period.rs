@@ -24,7 +24,9 @@ impl FromStr for Interval {
             "month" => Ok(Interval::Month),
             "quarter" => Ok(Interval::Quarter),
             "year" => Ok(Interval::Year),
-            _ => Err(format!("`{s}` is not an interval; expected week, month, quarter or year")),
+            _ => Err(format!(
+                "`{s}` is not an interval; expected week, month, quarter or year"
+            )),
         }
     }
 }
@@ -37,7 +39,9 @@ pub struct Calendar {
 
 impl Default for Calendar {
     fn default() -> Self {
-        Calendar { fiscal_year_start_month: 1 }
+        Calendar {
+            fiscal_year_start_month: 1,
+        }
     }
 }
 
@@ -109,11 +113,19 @@ impl Calendar {
             Interval::Month => format!("{}-{:02}", d.year(), d.month()),
             Interval::Quarter => {
                 let rel = (d.month0() as i32 - fy0).rem_euclid(12);
-                let fy = if d.month0() as i32 >= fy0 { d.year() } else { d.year() - 1 };
+                let fy = if d.month0() as i32 >= fy0 {
+                    d.year()
+                } else {
+                    d.year() - 1
+                };
                 format!("{}-Q{}", fy, rel / 3 + 1)
             }
             Interval::Year => {
-                let fy = if d.month0() as i32 >= fy0 { d.year() } else { d.year() - 1 };
+                let fy = if d.month0() as i32 >= fy0 {
+                    d.year()
+                } else {
+                    d.year() - 1
+                };
                 format!("{fy}")
             }
         }
@@ -174,7 +186,9 @@ mod tests {
 
     #[test]
     fn fiscal_quarters_follow_the_start_month() {
-        let c = Calendar { fiscal_year_start_month: 2 };
+        let c = Calendar {
+            fiscal_year_start_month: 2,
+        };
         let x = t("2026-01-15T00:00:00Z");
         assert_eq!(c.start(Interval::Quarter, x), t("2025-11-01T00:00:00Z"));
         assert_eq!(c.label(Interval::Quarter, x), "2025-Q4");
@@ -185,6 +199,13 @@ mod tests {
     fn ranges_widen_outward_to_whole_periods() {
         let c = Calendar::default();
         let ps = c.periods(Interval::Month, t("2026-01-15T00:00:00Z"), t("2026-03-02T00:00:00Z"));
-        assert_eq!(ps, vec![t("2026-01-01T00:00:00Z"), t("2026-02-01T00:00:00Z"), t("2026-03-01T00:00:00Z")]);
+        assert_eq!(
+            ps,
+            vec![
+                t("2026-01-01T00:00:00Z"),
+                t("2026-02-01T00:00:00Z"),
+                t("2026-03-01T00:00:00Z")
+            ]
+        );
     }
 }

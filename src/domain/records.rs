@@ -274,7 +274,10 @@ pub struct ParseCtx {
 /// Parses one wire object of `kind`, naming every bad field.
 pub fn parse(kind: Kind, value: &Value, ctx: &ParseCtx) -> Result<Record, Vec<FieldError>> {
     let Value::Object(obj) = value else {
-        return Err(vec![FieldError { field: String::new(), message: format!("expected a JSON object, got {}", super::fields::type_name(value)) }]);
+        return Err(vec![FieldError {
+            field: String::new(),
+            message: format!("expected a JSON object, got {}", super::fields::type_name(value)),
+        }]);
     };
     let mut f = Fields::new(obj, ctx.limits);
     let rec = match kind {
@@ -289,7 +292,14 @@ pub fn parse(kind: Kind, value: &Value, ctx: &ParseCtx) -> Result<Record, Vec<Fi
     };
     match rec {
         Some(r) if f.errors.is_empty() => Ok(r),
-        _ => Err(if f.errors.is_empty() { vec![FieldError { field: String::new(), message: "invalid record".into() }] } else { f.errors }),
+        _ => Err(if f.errors.is_empty() {
+            vec![FieldError {
+                field: String::new(),
+                message: "invalid record".into(),
+            }]
+        } else {
+            f.errors
+        }),
     }
 }
 
@@ -322,7 +332,11 @@ fn parse_service(f: &mut Fields) -> Option<Service> {
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 match item {
-                    Value::String(name) => capabilities.push(Capability { name: name.clone(), template: None, version: None }),
+                    Value::String(name) => capabilities.push(Capability {
+                        name: name.clone(),
+                        template: None,
+                        version: None,
+                    }),
                     Value::Object(o) => {
                         let mut cf = Fields::new(o, Limits::default());
                         let name = cf.req_str("name");
@@ -332,16 +346,37 @@ fn parse_service(f: &mut Fields) -> Option<Service> {
                             f.error(&format!("capabilities[{i}].{}", e.field), e.message);
                         }
                         if let Some(name) = name {
-                            capabilities.push(Capability { name, template, version });
+                            capabilities.push(Capability {
+                                name,
+                                template,
+                                version,
+                            });
                         }
                     }
-                    other => f.error(&format!("capabilities[{i}]"), format!("expected an object with `name`, got {}", super::fields::type_name(other))),
+                    other => f.error(
+                        &format!("capabilities[{i}]"),
+                        format!(
+                            "expected an object with `name`, got {}",
+                            super::fields::type_name(other)
+                        ),
+                    ),
                 }
             }
         }
-        Some(other) => f.error("capabilities", format!("expected a list of objects, got {}", super::fields::type_name(other))),
+        Some(other) => f.error(
+            "capabilities",
+            format!("expected a list of objects, got {}", super::fields::type_name(other)),
+        ),
     }
-    Some(Service { id: id?, team, repositories, created_at, lifecycle, tier, capabilities })
+    Some(Service {
+        id: id?,
+        team,
+        repositories,
+        created_at,
+        lifecycle,
+        tier,
+        capabilities,
+    })
 }
 
 fn parse_deployment(f: &mut Fields) -> Option<Deployment> {
@@ -355,7 +390,8 @@ fn parse_deployment(f: &mut Fields) -> Option<Deployment> {
     let status = f.req_enum("status", &DEPLOY_STATUSES);
     let started_at = f.opt_time("started_at");
     let finished_at = f.opt_time("finished_at");
-    if finished_at.is_none() && status.as_deref().is_some_and(|s| s != "in_progress") && f.raw("finished_at").is_none() {
+    if finished_at.is_none() && status.as_deref().is_some_and(|s| s != "in_progress") && f.raw("finished_at").is_none()
+    {
         f.error("finished_at", "required unless status is in_progress");
     }
     f.order(("started_at", started_at), ("finished_at", finished_at));
@@ -415,7 +451,13 @@ fn parse_change(f: &mut Fields) -> Option<Change> {
 fn parse_caused_by(f: &mut Fields) -> Option<CausedBy> {
     let v = f.raw("caused_by")?;
     let Value::Object(o) = v else {
-        f.error("caused_by", format!("expected an object such as {{\"deployment\": id}}, got {}", super::fields::type_name(v)));
+        f.error(
+            "caused_by",
+            format!(
+                "expected an object such as {{\"deployment\": id}}, got {}",
+                super::fields::type_name(v)
+            ),
+        );
         return None;
     };
     if o.len() != 1 {
@@ -430,7 +472,10 @@ fn parse_caused_by(f: &mut Fields) -> Option<CausedBy> {
         ("change", Some(s)) if !s.is_empty() => CausedBy::Change(s),
         ("none", _) if val == &Value::Bool(true) => CausedBy::None(true),
         (k, _) => {
-            f.error("caused_by", format!("`{k}` with {val} is not one of deployment, sha, change (strings) or none (true)"));
+            f.error(
+                "caused_by",
+                format!("`{k}` with {val} is not one of deployment, sha, change (strings) or none (true)"),
+            );
             return None;
         }
     };
@@ -448,7 +493,10 @@ fn parse_incident(f: &mut Fields) -> Option<Incident> {
             }
         }
     } else if f.raw("services").is_none() {
-        f.error("services", "required field is missing (use [] for an incident with no services)");
+        f.error(
+            "services",
+            "required field is missing (use [] for an incident with no services)",
+        );
     }
     let severity = f.opt_str("severity");
     let opened_at = f.req_time("opened_at");
@@ -458,7 +506,17 @@ fn parse_incident(f: &mut Fields) -> Option<Incident> {
     let source = f.opt_str("source");
     let url = f.opt_str("url");
     let caused_by = parse_caused_by(f);
-    Some(Incident { id: id?, services, severity, opened_at: opened_at?, acknowledged_at, resolved_at, source, url, caused_by })
+    Some(Incident {
+        id: id?,
+        services,
+        severity,
+        opened_at: opened_at?,
+        acknowledged_at,
+        resolved_at,
+        source,
+        url,
+        caused_by,
+    })
 }
 
 fn parse_ticket(f: &mut Fields) -> Option<Ticket> {
@@ -469,7 +527,14 @@ fn parse_ticket(f: &mut Fields) -> Option<Ticket> {
     let created_at = f.req_time("created_at");
     let resolved_at = f.opt_time("resolved_at");
     f.order(("created_at", created_at), ("resolved_at", resolved_at));
-    Some(Ticket { id: id?, source, team, category: category?, created_at: created_at?, resolved_at })
+    Some(Ticket {
+        id: id?,
+        source,
+        team,
+        category: category?,
+        created_at: created_at?,
+        resolved_at,
+    })
 }
 
 fn parse_survey(f: &mut Fields, salt: &str) -> Option<SurveyResponse> {
@@ -489,14 +554,31 @@ fn parse_survey(f: &mut Fields, salt: &str) -> Option<SurveyResponse> {
                     }
                     Some(n) => f.error(&format!("answers.{q}"), format!("{n} is outside 1..=5")),
                     None if v.is_null() => {}
-                    None => f.error(&format!("answers.{q}"), format!("expected an integer 1-5, got {}", super::fields::type_name(v))),
+                    None => f.error(
+                        &format!("answers.{q}"),
+                        format!("expected an integer 1-5, got {}", super::fields::type_name(v)),
+                    ),
                 }
             }
         }
-        Some(other) => f.error("answers", format!("expected an object of question id → 1-5, got {}", super::fields::type_name(other))),
+        Some(other) => f.error(
+            "answers",
+            format!(
+                "expected an object of question id → 1-5, got {}",
+                super::fields::type_name(other)
+            ),
+        ),
     }
     let comment = f.opt_str("comment");
-    Some(SurveyResponse { wave: wave?, submitted_at: submitted_at?, respondent: respondent?, team, nps, answers, comment })
+    Some(SurveyResponse {
+        wave: wave?,
+        submitted_at: submitted_at?,
+        respondent: respondent?,
+        team,
+        nps,
+        answers,
+        comment,
+    })
 }
 
 fn parse_pipeline_run(f: &mut Fields) -> Option<PipelineRun> {
@@ -509,7 +591,16 @@ fn parse_pipeline_run(f: &mut Fields) -> Option<PipelineRun> {
     f.order(("started_at", started_at), ("finished_at", finished_at));
     let attempt = f.opt_int("attempt", 1, u32::MAX as i64).map(|n| n as u32);
     let failure_class = f.opt_enum("failure_class", &FAILURE_CLASSES);
-    Some(PipelineRun { id: id?, service: service?, workflow: workflow?, conclusion: conclusion?, started_at: started_at?, finished_at: finished_at?, attempt, failure_class })
+    Some(PipelineRun {
+        id: id?,
+        service: service?,
+        workflow: workflow?,
+        conclusion: conclusion?,
+        started_at: started_at?,
+        finished_at: finished_at?,
+        attempt,
+        failure_class,
+    })
 }
 
 fn parse_self_service(f: &mut Fields) -> Option<SelfService> {
@@ -520,7 +611,14 @@ fn parse_self_service(f: &mut Fields) -> Option<SelfService> {
     let requested_at = f.req_time("requested_at");
     let ready_at = f.req_time("ready_at");
     f.order(("requested_at", requested_at), ("ready_at", ready_at));
-    Some(SelfService { id: id?, kind: kind?, team, service, requested_at: requested_at?, ready_at: ready_at? })
+    Some(SelfService {
+        id: id?,
+        kind: kind?,
+        team,
+        service,
+        requested_at: requested_at?,
+        ready_at: ready_at?,
+    })
 }
 
 /// Nested values are stored as JSON text columns (`String` in ClickHouse).

@@ -33,6 +33,9 @@ impl Ts {
     /// Parses RFC 3339 (any offset, any fraction), Jira's `+0800` offsets, the storage form, or a bare date.
     pub fn parse(text: &str) -> Result<Ts, String> {
         let t = text.trim();
+        if let Some(ts) = parse_storage_fast(t.as_bytes()) {
+            return Ok(ts);
+        }
         if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
             return Ok(Ts(dt.timestamp()));
         }
@@ -45,8 +48,39 @@ impl Ts {
         if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
             return Ok(Ts(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp()));
         }
-        Err(format!("`{t}` is not an RFC 3339 timestamp (e.g. 2026-07-01T12:00:00Z)"))
+        Err(format!(
+            "`{t}` is not an RFC 3339 timestamp (e.g. 2026-07-01T12:00:00Z)"
+        ))
     }
+}
+
+/// `YYYY-MM-DD hh:mm:ss` (every stored timestamp) without chrono's general parser: loads decode millions.
+fn parse_storage_fast(b: &[u8]) -> Option<Ts> {
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b' ' && b[10] != b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let mut n = 0u32;
+        for &c in &b[r] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + (c - b'0') as u32;
+        }
+        Some(n)
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if h > 23 || m > 59 || s > 59 {
+        return None;
+    }
+    Some(Ts(date.and_hms_opt(h, m, s)?.and_utc().timestamp()))
 }
 
 impl fmt::Display for Ts {

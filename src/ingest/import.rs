@@ -27,7 +27,9 @@ impl Format {
         } else if lower.ends_with(".ndjson") || lower.ends_with(".jsonl") || lower.ends_with(".json") {
             Ok(Format::Ndjson)
         } else {
-            Err(format!("{path}: cannot tell the format from the extension; use .ndjson, .jsonl, .json or .csv"))
+            Err(format!(
+                "{path}: cannot tell the format from the extension; use .ndjson, .jsonl, .json or .csv"
+            ))
         }
     }
 }
@@ -39,7 +41,11 @@ pub enum ImportError {
     #[error("{0}")]
     Format(String),
     #[error("{path}: stored {stored} records, then the store failed: {source}")]
-    Store { path: String, stored: usize, source: StoreError },
+    Store {
+        path: String,
+        stored: usize,
+        source: StoreError,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -59,15 +65,22 @@ impl ImportReport {
 
 pub fn read_input(path: &str) -> Result<Vec<u8>, ImportError> {
     let mut buf = Vec::new();
-    let err = |source| ImportError::Read { path: path.to_string(), source };
+    let err = |source| ImportError::Read {
+        path: path.to_string(),
+        source,
+    };
     if path == "-" {
         std::io::stdin().read_to_end(&mut buf).map_err(err)?;
     } else {
-        std::fs::File::open(Path::new(path)).and_then(|mut f| f.read_to_end(&mut buf)).map_err(err)?;
+        std::fs::File::open(Path::new(path))
+            .and_then(|mut f| f.read_to_end(&mut buf))
+            .map_err(err)?;
     }
     if buf.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&buf[..]).read_to_end(&mut out).map_err(err)?;
+        flate2::read::MultiGzDecoder::new(&buf[..])
+            .read_to_end(&mut out)
+            .map_err(err)?;
         buf = out;
     }
     Ok(buf)
@@ -125,7 +138,13 @@ pub fn parse_ndjson_parallel(kind: Kind, text: &[u8], ctx: &ParseCtx) -> Parsed 
 }
 
 /// Imports one file into `store`; bad lines are reported, good ones stored.
-pub async fn import_file(store: &dyn Store, kind: Kind, path: &str, ctx: &ParseCtx, batch: usize) -> Result<ImportReport, ImportError> {
+pub async fn import_file(
+    store: &dyn Store,
+    kind: Kind,
+    path: &str,
+    ctx: &ParseCtx,
+    batch: usize,
+) -> Result<ImportReport, ImportError> {
     let format = Format::from_path(path).map_err(ImportError::Format)?;
     let data = read_input(path)?;
     if std::str::from_utf8(&data).is_err() {
@@ -136,12 +155,27 @@ pub async fn import_file(store: &dyn Store, kind: Kind, path: &str, ctx: &ParseC
         Format::Ndjson => parse_ndjson_parallel(kind, &data, ctx),
     };
     drop(data);
-    let mut report = ImportReport { items: parsed.items, stored: 0, errors: parsed.errors };
+    let mut report = ImportReport {
+        items: parsed.items,
+        stored: 0,
+        errors: parsed.errors,
+    };
     let mut records = parsed.records.into_iter().peekable();
     while records.peek().is_some() {
-        let chunk: Vec<Versioned> = records.by_ref().take(batch.max(1)).map(|record| Versioned { version: next_version(), record }).collect();
+        let chunk: Vec<Versioned> = records
+            .by_ref()
+            .take(batch.max(1))
+            .map(|record| Versioned {
+                version: next_version(),
+                record,
+            })
+            .collect();
         let n = chunk.len();
-        store.upsert(&chunk).await.map_err(|source| ImportError::Store { path: path.to_string(), stored: report.stored, source })?;
+        store.upsert(&chunk).await.map_err(|source| ImportError::Store {
+            path: path.to_string(),
+            stored: report.stored,
+            source,
+        })?;
         report.stored += n;
     }
     Ok(report)

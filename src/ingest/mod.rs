@@ -42,7 +42,11 @@ pub struct Ingestor {
 
 impl Ingestor {
     pub fn new(store: DynStore, spool: Spool) -> Ingestor {
-        Ingestor { store, spool, counters: Mutex::new(BTreeMap::new()) }
+        Ingestor {
+            store,
+            spool,
+            counters: Mutex::new(BTreeMap::new()),
+        }
     }
 
     pub fn spool(&self) -> &Spool {
@@ -51,7 +55,12 @@ impl Ingestor {
 
     pub fn count(&self, kind: Kind, outcome: &'static str, n: u64) {
         if n > 0 {
-            *self.counters.lock().unwrap_or_else(|p| p.into_inner()).entry((kind, outcome)).or_default() += n;
+            *self
+                .counters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((kind, outcome))
+                .or_default() += n;
         }
     }
 
@@ -65,17 +74,29 @@ impl Ingestor {
         if records.is_empty() {
             return Ok(Destination::Store);
         }
-        let batch: Vec<Versioned> = records.into_iter().map(|record| Versioned { version: next_version(), record }).collect();
+        let batch: Vec<Versioned> = records
+            .into_iter()
+            .map(|record| Versioned {
+                version: next_version(),
+                record,
+            })
+            .collect();
         let dest = match self.store.upsert(&batch).await {
             Ok(()) => Destination::Store,
             Err(e) if e.is_unavailable() => {
                 tracing::warn!(error = %e, events = batch.len(), "Store unavailable, spooling events");
-                self.spool.append(&batch, &[]).map_err(|e| IngestError::NotDurable(e.to_string()))?;
+                self.spool
+                    .append(&batch, &[])
+                    .map_err(|e| IngestError::NotDurable(e.to_string()))?;
                 Destination::Spool
             }
             Err(e) => return Err(IngestError::Store(e)),
         };
-        let outcome = if dest == Destination::Store { "stored" } else { "spooled" };
+        let outcome = if dest == Destination::Store {
+            "stored"
+        } else {
+            "spooled"
+        };
         let mut per_kind: BTreeMap<Kind, u64> = BTreeMap::new();
         for v in &batch {
             *per_kind.entry(v.record.kind()).or_default() += 1;
@@ -92,7 +113,9 @@ impl Ingestor {
         match self.store.tombstone(kind, key, version).await {
             Ok(()) => Ok(Destination::Store),
             Err(e) if e.is_unavailable() => {
-                self.spool.append(&[], &[(kind, key.to_string(), version)]).map_err(|e| IngestError::NotDurable(e.to_string()))?;
+                self.spool
+                    .append(&[], &[(kind, key.to_string(), version)])
+                    .map_err(|e| IngestError::NotDurable(e.to_string()))?;
                 Ok(Destination::Spool)
             }
             Err(e) => Err(IngestError::Store(e)),

@@ -30,11 +30,19 @@ impl Parsed {
                 Ok(r) => self.records.push(r),
                 Err(errs) => {
                     for e in errs {
-                        self.errors.push(LineError { line, field: e.field, message: e.message });
+                        self.errors.push(LineError {
+                            line,
+                            field: e.field,
+                            message: e.message,
+                        });
                     }
                 }
             },
-            Err(message) => self.errors.push(LineError { line, field: String::new(), message }),
+            Err(message) => self.errors.push(LineError {
+                line,
+                field: String::new(),
+                message,
+            }),
         }
     }
 
@@ -48,11 +56,17 @@ impl Parsed {
 
 /// Counts the items a body holds without parsing them, so oversize batches are refused before any work.
 pub fn count_items(body: &[u8]) -> usize {
-    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &body[i..]).unwrap_or(&[]);
+    let trimmed = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &body[i..])
+        .unwrap_or(&[]);
     if trimmed.first() == Some(&b'[') {
         return 0; // counted after parsing; arrays are bounded by the body size limit
     }
-    body.split(|b| *b == b'\n').filter(|l| l.iter().any(|b| !b.is_ascii_whitespace())).count()
+    body.split(|b| *b == b'\n')
+        .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
+        .count()
 }
 
 /// Parses a body of one JSON object, a JSON array of objects, or NDJSON.
@@ -61,7 +75,11 @@ pub fn parse_json_body(kind: Kind, body: &[u8], ctx: &ParseCtx) -> Parsed {
     let text = match std::str::from_utf8(body) {
         Ok(t) => t,
         Err(e) => {
-            out.errors.push(LineError { line: 1, field: String::new(), message: format!("body is not UTF-8: {e}") });
+            out.errors.push(LineError {
+                line: 1,
+                field: String::new(),
+                message: format!("body is not UTF-8: {e}"),
+            });
             return out;
         }
     };
@@ -94,7 +112,16 @@ fn parse_ndjson(kind: Kind, text: &str, ctx: &ParseCtx, out: &mut Parsed) {
 }
 
 /// Fields whose CSV cell holds JSON text.
-const JSON_FIELDS: [&str; 8] = ["repositories", "capabilities", "commits", "labels", "services", "caused_by", "answers", "is_bot"];
+const JSON_FIELDS: [&str; 8] = [
+    "repositories",
+    "capabilities",
+    "commits",
+    "labels",
+    "services",
+    "caused_by",
+    "answers",
+    "is_bot",
+];
 
 /// Parses CSV with a header row; empty cells are absent; list and object fields hold JSON text.
 pub fn parse_csv(kind: Kind, text: &[u8], ctx: &ParseCtx) -> Parsed {
@@ -103,7 +130,11 @@ pub fn parse_csv(kind: Kind, text: &[u8], ctx: &ParseCtx) -> Parsed {
     let headers = match reader.headers() {
         Ok(h) => h.iter().map(|s| s.trim().to_string()).collect::<Vec<_>>(),
         Err(e) => {
-            out.errors.push(LineError { line: 1, field: String::new(), message: format!("cannot read the CSV header: {e}") });
+            out.errors.push(LineError {
+                line: 1,
+                field: String::new(),
+                message: format!("cannot read the CSV header: {e}"),
+            });
             return out;
         }
     };
@@ -127,12 +158,19 @@ pub fn parse_csv(kind: Kind, text: &[u8], ctx: &ParseCtx) -> Parsed {
                 match serde_json::from_str::<Value>(cell) {
                     Ok(v) => v,
                     Err(e) => {
-                        cell_error = Some(LineError { line, field: name.clone(), message: format!("cell must hold JSON text: {e}") });
+                        cell_error = Some(LineError {
+                            line,
+                            field: name.clone(),
+                            message: format!("cell must hold JSON text: {e}"),
+                        });
                         break;
                     }
                 }
             } else if name == "nps" || name == "attempt" {
-                cell.trim().parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(cell.to_string()))
+                cell.trim()
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::String(cell.to_string()))
             } else {
                 Value::String(cell.to_string())
             };
@@ -155,7 +193,13 @@ mod tests {
     use crate::domain::Limits;
 
     fn ctx() -> ParseCtx {
-        ParseCtx { limits: Limits { max_string_len: 64, max_list_len: 100 }, salt: "s".into() }
+        ParseCtx {
+            limits: Limits {
+                max_string_len: 64,
+                max_list_len: 100,
+            },
+            salt: "s".into(),
+        }
     }
 
     #[test]
@@ -163,14 +207,21 @@ mod tests {
         let long = "x".repeat(65);
         let body = format!(
             concat!(
-                r#"{{"id":"d1","service":"checkout","environment":"production","sha":"a1","status":"success","finished_at":"2026-07-01T10:00:00Z"}}"#, "\n",
-                r#"{{"id":"d2","service":"checkout","environment":"production","sha":5,"status":"success","finished_at":"2026-07-01T10:00:00Z"}}"#, "\n",
-                r#"{{"id":"d3","environment":"production","sha":"a3","status":"success","finished_at":"2026-07-01T10:00:00Z"}}"#, "\n",
-                r#"{{"id":"d4","service":"checkout","environment":"production","sha":"a4","status":"success","started_at":"2026-07-02T10:00:00Z","finished_at":"2026-07-01T10:00:00Z"}}"#, "\n",
-                r#"{{"id":"d5","service":"checkout","environment":"production","sha":"a5","status":"exploded","finished_at":"2026-07-01T10:00:00Z"}}"#, "\n",
-                r#"{{"id":"d6","service":"checkout","environment":"production","sha":"a6","status":"success","finished_at":"2026-07-01T10:00:00Z","url":"{}"}}"#, "\n",
+                r#"{{"id":"d1","service":"checkout","environment":"production","sha":"a1","status":"success","finished_at":"2026-07-01T10:00:00Z"}}"#,
                 "\n",
-                r#"{{"id":"d8","service":"checkout","environment":"production","sha":"a8","status":"success","finished_at":"2026-07-01T10:00:00Z"}}"#, "\n",
+                r#"{{"id":"d2","service":"checkout","environment":"production","sha":5,"status":"success","finished_at":"2026-07-01T10:00:00Z"}}"#,
+                "\n",
+                r#"{{"id":"d3","environment":"production","sha":"a3","status":"success","finished_at":"2026-07-01T10:00:00Z"}}"#,
+                "\n",
+                r#"{{"id":"d4","service":"checkout","environment":"production","sha":"a4","status":"success","started_at":"2026-07-02T10:00:00Z","finished_at":"2026-07-01T10:00:00Z"}}"#,
+                "\n",
+                r#"{{"id":"d5","service":"checkout","environment":"production","sha":"a5","status":"exploded","finished_at":"2026-07-01T10:00:00Z"}}"#,
+                "\n",
+                r#"{{"id":"d6","service":"checkout","environment":"production","sha":"a6","status":"success","finished_at":"2026-07-01T10:00:00Z","url":"{}"}}"#,
+                "\n",
+                "\n",
+                r#"{{"id":"d8","service":"checkout","environment":"production","sha":"a8","status":"success","finished_at":"2026-07-01T10:00:00Z"}}"#,
+                "\n",
                 "not json\n",
             ),
             long
@@ -179,12 +230,30 @@ mod tests {
         assert_eq!(p.records.len(), 2);
         assert_eq!(p.items, 8);
         let got: Vec<(usize, &str)> = p.errors.iter().map(|e| (e.line, e.field.as_str())).collect();
-        assert_eq!(got, vec![(2, "sha"), (3, "service"), (4, "finished_at"), (5, "status"), (6, "url"), (9, "")]);
+        assert_eq!(
+            got,
+            vec![
+                (2, "sha"),
+                (3, "service"),
+                (4, "finished_at"),
+                (5, "status"),
+                (6, "url"),
+                (9, "")
+            ]
+        );
         assert!(p.errors[0].message.contains("expected a string"), "{:?}", p.errors[0]);
         assert!(p.errors[1].message.contains("required"), "{:?}", p.errors[1]);
         assert!(p.errors[2].message.contains("before started_at"), "{:?}", p.errors[2]);
-        assert!(p.errors[3].message.contains("unknown value `exploded`"), "{:?}", p.errors[3]);
-        assert!(p.errors[4].message.contains("exceeds the limit of 64"), "{:?}", p.errors[4]);
+        assert!(
+            p.errors[3].message.contains("unknown value `exploded`"),
+            "{:?}",
+            p.errors[3]
+        );
+        assert!(
+            p.errors[4].message.contains("exceeds the limit of 64"),
+            "{:?}",
+            p.errors[4]
+        );
         assert_eq!(p.rejected(), 6);
     }
 
@@ -207,6 +276,9 @@ mod tests {
                    i3,[],2026-07-01T10:00:00Z,2026-07-01T09:00:00Z,\n";
         let p = parse_csv(Kind::Incidents, csv.as_bytes(), &ctx());
         assert_eq!(p.records.len(), 1);
-        assert_eq!(p.errors.iter().map(|e| (e.line, e.field.as_str())).collect::<Vec<_>>(), vec![(3, "services"), (4, "resolved_at")]);
+        assert_eq!(
+            p.errors.iter().map(|e| (e.line, e.field.as_str())).collect::<Vec<_>>(),
+            vec![(3, "services"), (4, "resolved_at")]
+        );
     }
 }

@@ -20,7 +20,11 @@ pub enum SpoolError {
     #[error("spool {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("spool {path} line {line} is unreadable: {message}")]
-    Corrupt { path: PathBuf, line: usize, message: String },
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -51,7 +55,10 @@ pub struct Spool {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
-    move |source| SpoolError::Io { path: path.to_path_buf(), source }
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Spool {
@@ -68,7 +75,11 @@ impl Spool {
         let mut depth = 0;
         for (_, path) in spool.files()? {
             let f = File::open(&path).map_err(io(&path))?;
-            depth += BufReader::new(f).lines().map_while(Result::ok).filter(|l| !l.trim().is_empty()).count() as u64;
+            depth += BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| !l.trim().is_empty())
+                .count() as u64;
         }
         spool.depth.store(depth, Ordering::Relaxed);
         Ok(spool)
@@ -105,29 +116,52 @@ impl Spool {
     pub fn append(&self, records: &[Versioned], tombstones: &[(Kind, String, u64)]) -> Result<(), SpoolError> {
         let mut buf = Vec::with_capacity(records.len() * 256);
         for v in records {
-            let e = Entry { v: v.version, kind: v.record.kind(), rec: Some(v.record.to_storage()), tombstone: None };
-            serde_json::to_writer(&mut buf, &e).map_err(|e| SpoolError::Io { path: self.dir.clone(), source: e.into() })?;
+            let e = Entry {
+                v: v.version,
+                kind: v.record.kind(),
+                rec: Some(v.record.to_storage()),
+                tombstone: None,
+            };
+            serde_json::to_writer(&mut buf, &e).map_err(|e| SpoolError::Io {
+                path: self.dir.clone(),
+                source: e.into(),
+            })?;
             buf.push(b'\n');
         }
         for (kind, key, version) in tombstones {
-            let e = Entry { v: *version, kind: *kind, rec: None, tombstone: Some(key.clone()) };
-            serde_json::to_writer(&mut buf, &e).map_err(|e| SpoolError::Io { path: self.dir.clone(), source: e.into() })?;
+            let e = Entry {
+                v: *version,
+                kind: *kind,
+                rec: None,
+                tombstone: Some(key.clone()),
+            };
+            serde_json::to_writer(&mut buf, &e).map_err(|e| SpoolError::Io {
+                path: self.dir.clone(),
+                source: e.into(),
+            })?;
             buf.push(b'\n');
         }
         let mut guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             let next = self.files()?.last().map(|(s, _)| s + 1).unwrap_or(1);
             let path = self.dir.join(format!("{next:012}.ndjson"));
-            let f = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io(&path))?;
             // The new file's directory entry must survive a crash too.
-            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&self.dir))?;
             *guard = Some((next, f));
         }
         let (seq, file) = guard.as_mut().expect("spool file opened above");
         let path = self.dir.join(format!("{seq:012}.ndjson"));
         file.write_all(&buf).map_err(io(&path))?;
         file.sync_data().map_err(io(&path))?;
-        self.depth.fetch_add((records.len() + tombstones.len()) as u64, Ordering::Relaxed);
+        self.depth
+            .fetch_add((records.len() + tombstones.len()) as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -139,7 +173,11 @@ impl Spool {
             if line.trim().is_empty() {
                 continue;
             }
-            let corrupt = |message: String| SpoolError::Corrupt { path: path.to_path_buf(), line: i + 1, message };
+            let corrupt = |message: String| SpoolError::Corrupt {
+                path: path.to_path_buf(),
+                line: i + 1,
+                message,
+            };
             let e: Entry = match serde_json::from_str(&line) {
                 Ok(e) => e,
                 // A torn last line from a crash mid-append was never acknowledged: skip it.
@@ -148,10 +186,15 @@ impl Spool {
             };
             match (e.rec, e.tombstone) {
                 (Some(rec), _) => {
-                    let record = Record::from_storage(e.kind, &rec.to_string()).map_err(|err| corrupt(err.to_string()))?;
+                    let record =
+                        Record::from_storage(e.kind, &rec.to_string()).map_err(|err| corrupt(err.to_string()))?;
                     out.push(SpooledItem::Record(Versioned { version: e.v, record }));
                 }
-                (None, Some(key)) => out.push(SpooledItem::Tombstone { kind: e.kind, key, version: e.v }),
+                (None, Some(key)) => out.push(SpooledItem::Tombstone {
+                    kind: e.kind,
+                    key,
+                    version: e.v,
+                }),
                 (None, None) => return Err(corrupt("entry holds neither a record nor a tombstone".into())),
             }
         }

@@ -137,7 +137,8 @@ pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
             AsofStrategy::Forward,
             None,
             true,
-            true,
+            // Both sides are sorted by the as-of key above; polars cannot check it per `by` group anyway.
+            false,
         )?;
         let chg = u32_values(&joined, "chg")?;
         let target = u32_values(&joined, "target")?;
@@ -191,7 +192,7 @@ fn previous_records(r: &ProdRecords) -> PolarsResult<Vec<Option<u32>>> {
         AsofStrategy::Backward,
         None,
         false,
-        true,
+        false,
     )?;
     let rec = u32_values(&joined, "rec")?;
     let p = u32_values(&joined, "p_rec")?;

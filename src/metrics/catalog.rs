@@ -78,7 +78,15 @@ impl Catalog {
             if seen.insert(name) && !services.contains_key(name) {
                 services.insert(
                     name.to_string(),
-                    ServiceRow { service: name.to_string(), team: None, repositories: vec![], capabilities: vec![], lifecycle: None, created_at: None, registered: false },
+                    ServiceRow {
+                        service: name.to_string(),
+                        team: None,
+                        repositories: vec![],
+                        capabilities: vec![],
+                        lifecycle: None,
+                        created_at: None,
+                        registered: false,
+                    },
                 );
             }
         }
@@ -88,7 +96,8 @@ impl Catalog {
                 *teams.entry(t.clone()).or_default() += 1;
             }
         }
-        let mut caps: BTreeMap<String, (bool, usize)> = configured_capabilities.iter().map(|c| (c.clone(), (true, 0))).collect();
+        let mut caps: BTreeMap<String, (bool, usize)> =
+            configured_capabilities.iter().map(|c| (c.clone(), (true, 0))).collect();
         for s in services.values() {
             for c in &s.capabilities {
                 caps.entry(c.clone()).or_insert((false, 0)).1 += 1;
@@ -103,8 +112,18 @@ impl Catalog {
         }
         Catalog {
             services: services.into_values().collect(),
-            teams: teams.into_iter().map(|(team, services)| TeamRow { team, services }).collect(),
-            capabilities: caps.into_iter().map(|(capability, (configured, services))| CapabilityRow { capability, configured, services }).collect(),
+            teams: teams
+                .into_iter()
+                .map(|(team, services)| TeamRow { team, services })
+                .collect(),
+            capabilities: caps
+                .into_iter()
+                .map(|(capability, (configured, services))| CapabilityRow {
+                    capability,
+                    configured,
+                    services,
+                })
+                .collect(),
             waves: waves
                 .into_iter()
                 .map(|(wave, (resp, first, last))| {

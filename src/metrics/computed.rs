@@ -2,7 +2,7 @@
 //! the /metrics snapshot.
 
 use super::catalog::Catalog;
-use super::dora::DoraModel;
+use super::dora::{By, DoraModel};
 use super::Dataset;
 use super::{adoption, slo};
 use crate::config::{Config, MetricsConfig};
@@ -54,15 +54,46 @@ impl Computed {
                 Vec::new()
             }
         };
-        let q = adoption::AdoptionQuery { from: now, to: Ts::from_secs(now.secs() + 1), interval: Interval::Week, capability: None, team: None };
+        let q = adoption::AdoptionQuery {
+            from: now,
+            to: Ts::from_secs(now.secs() + 1),
+            interval: Interval::Week,
+            capability: None,
+            team: None,
+        };
         let adoption = match adoption::adoption(&self.dataset, cfg, &q) {
-            Ok(rows) => rows.into_iter().filter(|r| r.team.is_none()).map(|r| (r.capability, r.adoption_rate)).collect(),
+            Ok(rows) => rows
+                .into_iter()
+                .filter(|r| r.team.is_none())
+                .map(|r| (r.capability, r.adoption_rate))
+                .collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "Adoption not computed for /metrics");
                 Vec::new()
             }
         };
-        let dora: Vec<DoraFigures> = Vec::new(); // wired to the DORA window once the engine exposes it
+        let cal = crate::domain::period::Calendar {
+            fiscal_year_start_month: cfg.fiscal_year_start_month,
+        };
+        let from = Ts::from_secs(now.secs() - TRAILING_SECS);
+        let dora = [By::Org, By::Team, By::Service]
+            .into_iter()
+            .flat_map(|by| self.dora.window(from, now, by, &cal))
+            .map(|w| DoraFigures {
+                team: if w.service.is_some() {
+                    String::new()
+                } else {
+                    w.team.unwrap_or_default()
+                },
+                service: w.service.unwrap_or_default(),
+                deployments: w.deployments as f64,
+                lead_p50: w.lead_time_p50,
+                lead_p90: w.lead_time_p90,
+                cfr: w.change_failure_rate,
+                recovery_p50: w.recovery_p50,
+                rework: w.rework_rate,
+            })
+            .collect();
         Snapshot { slos, dora, adoption }
     }
 }

@@ -563,14 +563,12 @@ impl DoraModel {
 
     /// As [`DoraModel::build`], with `now` deciding which weeks and months have ended and unrecovered ages.
     pub fn build_at(ds: &Dataset, cfg: &MetricsConfig, now: Ts) -> DoraModel {
-        let __t = std::time::Instant::now();
         let mut dq = Vec::new();
         let mut scopes = Scopes::new(ds, &cfg.golden_path_capability);
         let window = cfg.attribution_window_secs();
         let within = |gap: i64| window.is_none_or(|w| gap <= w);
         let tiers = TierRules::new(&cfg.tier_rules);
 
-        eprintln!("T 572 {:?}", __t.elapsed());
         // Repository keys: a record without `repository` stands for its service's only repository.
         let mut service_repos: HashMap<&str, BTreeSet<String>> = HashMap::new();
         for s in &ds.services {
@@ -592,7 +590,6 @@ impl DoraModel {
             (set.len() == 1).then(|| set.iter().next().cloned()).flatten()
         };
 
-        eprintln!("T 593 {:?}", __t.elapsed());
         // Deployments: tier, production records.
         let mut recs = ProdRecords::default();
         let mut deployments = Vec::with_capacity(ds.deployments.len());
@@ -603,7 +600,10 @@ impl DoraModel {
         for (i, d) in ds.deployments.iter().enumerate() {
             let tier: Arc<str> = match d.environment_tier.as_deref() {
                 Some(t) => explicit_tiers.entry(t).or_insert_with(|| Arc::from(t)).clone(),
-                None => tier_of_env.entry(d.environment.as_str()).or_insert_with(|| Arc::from(tiers.tier(&d.environment, None))).clone(),
+                None => tier_of_env
+                    .entry(d.environment.as_str())
+                    .or_insert_with(|| Arc::from(tiers.tier(&d.environment, None)))
+                    .clone(),
             };
             let svc = scopes.service(&d.service);
             let mut rec = None;
@@ -631,10 +631,17 @@ impl DoraModel {
                 recs.commits.push(d.commits.clone());
             }
             dep_by_id.insert(d.id.clone(), i as u32);
-            deployments.push(DepInfo { service: svc, environment: d.environment.clone(), tier, status: d.status.clone(), sha: d.sha.clone(), fin: d.finished_at.map(Ts::secs), rec });
+            deployments.push(DepInfo {
+                service: svc,
+                environment: d.environment.clone(),
+                tier,
+                status: d.status.clone(),
+                sha: d.sha.clone(),
+                fin: d.finished_at.map(Ts::secs),
+                rec,
+            });
         }
 
-        eprintln!("T 637 {:?}", __t.elapsed());
         // Releases: one pipeline_run of one service, or one record.
         // Keyed by (service, is a pipeline run, run or record id), borrowing the ids.
         let mut release_of: HashMap<(u32, bool, &str), u32> = HashMap::with_capacity(recs.len());
@@ -719,7 +726,6 @@ impl DoraModel {
         }
         let ok_release = |releases: &[Release], r: u32| releases[r as usize].status == ReleaseStatus::Success;
 
-        eprintln!("T 704 {:?}", __t.elapsed());
         // Attribution.
         let change_svc: Vec<u32> = ds.changes.iter().map(|c| scopes.service(&c.service)).collect();
         // Interned now so that every per-service table below covers the incidents' services too.
@@ -754,7 +760,6 @@ impl DoraModel {
             }
         };
 
-        eprintln!("T 738 {:?}", __t.elapsed());
         // Changes: state, lead time and parts, classification.
         let fix_re = Regex::new(&format!("(?i){}", cfg.rework_title_pattern)).ok();
         let reverts_commit = Regex::new(r"(?i)This reverts commit ([0-9a-f]{7,40})").expect("static regex");
@@ -856,7 +861,6 @@ impl DoraModel {
             }
         }
 
-        eprintln!("T 839 {:?}", __t.elapsed());
         // Fix classification and reverts.
         let mut fix_why: Vec<Option<&'static str>> = vec![None; ds.changes.len()];
         // Reverts: first what each revert names, then only the look-ups those names need.
@@ -948,7 +952,6 @@ impl DoraModel {
             }
         }
 
-        eprintln!("T 930 {:?}", __t.elapsed());
         // Per service: successful releases by (finish, id); per service: successful records in successful
         // releases by (finish, release id), for incident inference.
         let mut svc_releases: Vec<Vec<u32>> = vec![Vec::new(); scopes.service_count()];
@@ -984,11 +987,16 @@ impl DoraModel {
             v.sort_by_key(|e| (e.0, rank[e.1 as usize]));
         }
 
-        eprintln!("T 965 {:?}", __t.elapsed());
         // Incidents: explicit links, then inference.
         // The sha and change look-ups are built only when some incident names a sha or a change.
-        let names_sha = ds.incidents.iter().any(|i| matches!(i.caused_by, Some(CausedBy::Sha(_))));
-        let names_change = ds.incidents.iter().any(|i| matches!(i.caused_by, Some(CausedBy::Change(_))));
+        let names_sha = ds
+            .incidents
+            .iter()
+            .any(|i| matches!(i.caused_by, Some(CausedBy::Sha(_))));
+        let names_change = ds
+            .incidents
+            .iter()
+            .any(|i| matches!(i.caused_by, Some(CausedBy::Change(_))));
         let mut sha_entries: Vec<(String, (u32, u32))> = Vec::new();
         if names_sha {
             for r in 0..recs.len() {
@@ -1005,7 +1013,11 @@ impl DoraModel {
         }
         let sha_index = ShaIndex::new(sha_entries);
         let change_by_id: HashMap<&str, u32> = if names_change {
-            ds.changes.iter().enumerate().map(|(i, c)| (c.id.as_str(), i as u32)).collect()
+            ds.changes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id.as_str(), i as u32))
+                .collect()
         } else {
             HashMap::new()
         };
@@ -1115,7 +1127,6 @@ impl DoraModel {
             }
         }
 
-        eprintln!("T 1091 {:?}", __t.elapsed());
         // Rollbacks: per (service, repo) chain of successful records, a record deploying a sha that was live
         // before marks every release since that sha's last deployment, within the window. Each chain position
         // is marked at most once (disjoint-set skipping), so the pass is near linear.
@@ -1182,7 +1193,6 @@ impl DoraModel {
             }
         }
 
-        eprintln!("T 1157 {:?}", __t.elapsed());
         // Deployed reverts within the window fail the release that shipped the reverted change.
         for (&reverted, revs) in &reverts_of {
             let Some(x) = changes[reverted as usize].release.filter(|&r| ok_release(&releases, r)) else {
@@ -1199,7 +1209,6 @@ impl DoraModel {
             }
         }
 
-        eprintln!("T 1173 {:?}", __t.elapsed());
         // Remediation and recovery of failed releases.
         let max_fix_merged: Vec<Option<i64>> = releases
             .iter()
@@ -1303,7 +1312,6 @@ impl DoraModel {
             releases[x].recovered = recovered;
         }
 
-        eprintln!("T 1276 {:?}", __t.elapsed());
         // Facts for the periodic rows, each sorted by time.
         let mut release_facts = Vec::new();
         let mut recovery_facts = Vec::new();
@@ -1431,11 +1439,45 @@ impl DoraModel {
     // -----------------------------------------------------------------------------------------------------
     // Rows
 
+    /// Rows over one arbitrary window [from, to) instead of calendar periods (the trailing 28 days on
+    /// /metrics); `period_label` is `last_<days>d`.
+    pub fn window(&self, from: Ts, to: Ts, by: By, cal: &Calendar) -> Vec<DoraRow> {
+        let q = DoraQuery {
+            from,
+            to,
+            interval: Interval::Week,
+            team: None,
+            service: None,
+            cohort: None,
+            by,
+        };
+        let label = format!("last_{}d", (to.secs() - from.secs()) / 86_400);
+        self.compute_spans(&q, cal, &[from], &[to], &[label])
+            .into_iter()
+            .map(|(row, _)| row)
+            .collect()
+    }
+
     pub fn rows(&self, q: &DoraQuery, cal: &Calendar) -> Vec<DoraRow> {
         self.compute(q, cal).into_iter().map(|(row, _)| row).collect()
     }
 
     fn compute(&self, q: &DoraQuery, cal: &Calendar) -> Vec<(DoraRow, RowRules)> {
+        let periods = cal.periods(q.interval, q.from, q.to);
+        let ends: Vec<Ts> = periods.iter().map(|p| cal.next(q.interval, *p)).collect();
+        let labels: Vec<String> = periods.iter().map(|p| cal.label(q.interval, *p)).collect();
+        self.compute_spans(q, cal, &periods, &ends, &labels)
+    }
+
+    /// One row per span × scope; spans are consecutive [start, end) with their labels.
+    fn compute_spans(
+        &self,
+        q: &DoraQuery,
+        cal: &Calendar,
+        periods: &[Ts],
+        ends: &[Ts],
+        labels: &[String],
+    ) -> Vec<(DoraRow, RowRules)> {
         let team = match q.team.as_deref() {
             Some(t) => match self.team_key(t) {
                 Some(k) => Some(k),
@@ -1451,13 +1493,12 @@ impl DoraModel {
             None => None,
         };
         let cohort = q.cohort.map(|c| c == Cohort::On);
-        let periods = cal.periods(q.interval, q.from, q.to);
         if periods.is_empty() {
             return Vec::new();
         }
         let starts: Vec<i64> = periods.iter().map(|p| p.secs()).collect();
         let lo = starts[0];
-        let hi = cal.next(q.interval, *periods.last().expect("non-empty")).secs();
+        let hi = ends.last().expect("non-empty").secs();
         let period_of = |t: i64| (t >= lo && t < hi).then(|| starts.partition_point(|s| *s <= t) - 1);
 
         // The scopes of the breakdown.
@@ -1552,7 +1593,7 @@ impl DoraModel {
                 continue;
             }
             let Some(p) = period_of(f.t) else { continue };
-            let end = cal.next(q.interval, periods[p]).secs();
+            let end = ends[p].secs();
             let c = &self.changes[f.item as usize];
             if c.deployed_at.is_none_or(|d| d >= end) {
                 acc.entry((p, key_of(f.service, f.scope))).or_default().undeployed += 1;
@@ -1605,7 +1646,7 @@ impl DoraModel {
         let levels_cfg = &self.cfg.levels;
         let mut out = Vec::with_capacity(periods.len() * groups.len());
         for (p, start) in periods.iter().enumerate() {
-            let end = cal.next(q.interval, *start);
+            let end = ends[p];
             for g in &groups {
                 let mut a = acc.remove(&(p, *g)).unwrap_or_default();
                 a.days.sort_unstable();
@@ -1631,7 +1672,7 @@ impl DoraModel {
                 };
                 let row = DoraRow {
                     period: start.rfc3339(),
-                    period_label: cal.label(q.interval, *start),
+                    period_label: labels[p].clone(),
                     team: team_col.or(team).map(|t| self.scopes.team_name(t).to_string()),
                     service: service_col.or(service).map(|s| self.scopes.service_name(s).to_string()),
                     cohort: cohort_col.or(cohort).map(|c| Cohort::from_bool(c).as_str().to_string()),
@@ -2990,16 +3031,28 @@ mod scale {
                     id: id.clone(),
                     service: format!("svc{s}"),
                     repository: Some(format!("acme/svc{s}")),
-                    environment: if k % 10 == 0 { "staging".into() } else { "production".into() },
+                    environment: if k % 10 == 0 {
+                        "staging".into()
+                    } else {
+                        "production".into()
+                    },
                     environment_tier: None,
                     sha: format!("{:040x}", s * per_service + k),
-                    status: if k % 17 == 0 { "failure".into() } else { "success".into() },
+                    status: if k % 17 == 0 {
+                        "failure".into()
+                    } else {
+                        "success".into()
+                    },
                     started_at: None,
                     finished_at: Some(Ts::from_secs(fin)),
                     pipeline_run: None,
                     source: None,
                     url: None,
-                    commits: if k % 3 == 0 { Some(vec![format!("m{s}-{k}-0")]) } else { None },
+                    commits: if k % 3 == 0 {
+                        Some(vec![format!("m{s}-{k}-0")])
+                    } else {
+                        None
+                    },
                 });
                 for c in 0..changes_per {
                     ds.changes.push(Change {
@@ -3032,7 +3085,12 @@ mod scale {
             by: By::Service,
         };
         let rows = m.rows(&q, &Calendar::default());
-        eprintln!("{} deployments, {} changes: build {built:?}, rows {:?}", ds.deployments.len(), ds.changes.len(), started.elapsed() - built);
+        eprintln!(
+            "{} deployments, {} changes: build {built:?}, rows {:?}",
+            ds.deployments.len(),
+            ds.changes.len(),
+            started.elapsed() - built
+        );
         assert_eq!(rows.len(), services * 7);
         let total: u64 = rows.iter().map(|r| r.deployments).sum();
         let expected = (0..per_service).filter(|k| k % 10 != 0 && k % 17 != 0).count() * services;

@@ -1,10 +1,10 @@
 //! Metric computation: pure polars functions (`fn(&DataFrame, &Params) -> PolarsResult<DataFrame>` at the
 //! core), no I/O. [`Dataset`] is everything the store holds, loaded once per data version.
 
+pub mod attribution;
 pub mod catalog;
 pub mod computed;
 pub mod definitions;
-pub mod attribution;
 pub mod dora;
 pub mod frames;
 pub mod levels;
@@ -31,7 +31,7 @@ pub struct Dataset {
 
 pub mod adoption;
 pub mod common;
-pub mod ttfd;
 pub mod nps;
 pub mod slo;
 pub mod tickets;
+pub mod ttfd;

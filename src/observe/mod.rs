@@ -101,24 +101,97 @@ impl Observe {
         let mut registry = Registry::default();
         let http = Family::<HttpLabels, Histogram>::new_with_constructor(http_histogram as fn() -> Histogram);
         let s = SnapshotFamilies::default();
-        registry.register_with_unit("pavemeter_http_request_duration", "API request duration by route", Unit::Seconds, http.clone());
-        registry.register_with_unit("pavemeter_slo_sli", "Platform SLO indicator over its rolling window", Unit::Ratios, s.slo_sli.clone());
-        registry.register_with_unit("pavemeter_slo_target", "Platform SLO target", Unit::Ratios, s.slo_target.clone());
-        registry.register_with_unit("pavemeter_slo_error_budget_remaining", "1 - bad / allowed bad over the SLO window", Unit::Ratios, s.slo_budget.clone());
-        registry.register("pavemeter_slo_burn_rate", "Bad fraction over the window divided by (1 - target)", s.slo_burn.clone());
-        registry.register("pavemeter_dora_deployments", "Successful production releases, trailing 28 days", s.dora_deployments.clone());
-        registry.register_with_unit("pavemeter_dora_change_lead_time_p50", "Change lead time p50, trailing 28 days", Unit::Seconds, s.dora_lead_p50.clone());
-        registry.register_with_unit("pavemeter_dora_change_lead_time_p90", "Change lead time p90, trailing 28 days", Unit::Seconds, s.dora_lead_p90.clone());
-        registry.register_with_unit("pavemeter_dora_change_failure", "Change failure rate, trailing 28 days", Unit::Ratios, s.dora_cfr.clone());
-        registry.register_with_unit("pavemeter_dora_recovery_p50", "Failed deployment recovery time p50, trailing 28 days", Unit::Seconds, s.dora_recovery_p50.clone());
-        registry.register_with_unit("pavemeter_dora_rework", "Deployment rework rate, trailing 28 days", Unit::Ratios, s.dora_rework.clone());
-        registry.register_with_unit("pavemeter_adoption", "Adoption rate of each capability among eligible services", Unit::Ratios, s.adoption.clone());
-        registry.register_with_unit("pavemeter_snapshot_refreshed_timestamp", "When the metric snapshot was last recomputed", Unit::Seconds, s.refreshed_at.clone());
-        Observe { registry, http, snapshot: s }
+        registry.register_with_unit(
+            "pavemeter_http_request_duration",
+            "API request duration by route",
+            Unit::Seconds,
+            http.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_slo_sli",
+            "Platform SLO indicator over its rolling window",
+            Unit::Other("ratio".into()),
+            s.slo_sli.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_slo_target",
+            "Platform SLO target",
+            Unit::Other("ratio".into()),
+            s.slo_target.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_slo_error_budget_remaining",
+            "1 - bad / allowed bad over the SLO window",
+            Unit::Other("ratio".into()),
+            s.slo_budget.clone(),
+        );
+        registry.register(
+            "pavemeter_slo_burn_rate",
+            "Bad fraction over the window divided by (1 - target)",
+            s.slo_burn.clone(),
+        );
+        registry.register(
+            "pavemeter_dora_deployments",
+            "Successful production releases, trailing 28 days",
+            s.dora_deployments.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_dora_change_lead_time_p50",
+            "Change lead time p50, trailing 28 days",
+            Unit::Seconds,
+            s.dora_lead_p50.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_dora_change_lead_time_p90",
+            "Change lead time p90, trailing 28 days",
+            Unit::Seconds,
+            s.dora_lead_p90.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_dora_change_failure",
+            "Change failure rate, trailing 28 days",
+            Unit::Other("ratio".into()),
+            s.dora_cfr.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_dora_recovery_p50",
+            "Failed deployment recovery time p50, trailing 28 days",
+            Unit::Seconds,
+            s.dora_recovery_p50.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_dora_rework",
+            "Deployment rework rate, trailing 28 days",
+            Unit::Other("ratio".into()),
+            s.dora_rework.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_adoption",
+            "Adoption rate of each capability among eligible services",
+            Unit::Other("ratio".into()),
+            s.adoption.clone(),
+        );
+        registry.register_with_unit(
+            "pavemeter_snapshot_refreshed_timestamp",
+            "When the metric snapshot was last recomputed",
+            Unit::Seconds,
+            s.refreshed_at.clone(),
+        );
+        Observe {
+            registry,
+            http,
+            snapshot: s,
+        }
     }
 
     pub fn record_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        self.http.get_or_create(&HttpLabels { route: route.to_string(), method: method.to_string(), status }).observe(elapsed.as_secs_f64());
+        self.http
+            .get_or_create(&HttpLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+                status,
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Encodes the registered families plus the live state of `state`.
@@ -136,12 +209,25 @@ fn live_registry(state: &AppState) -> Registry {
     let mut r = Registry::default();
     let ingest = Family::<IngestLabels, Counter>::default();
     for ((kind, outcome), n) in state.ingest.counters() {
-        ingest.get_or_create(&IngestLabels { kind: kind.wire_name().into(), outcome: outcome.into() }).inc_by(n);
+        ingest
+            .get_or_create(&IngestLabels {
+                kind: kind.wire_name().into(),
+                outcome: outcome.into(),
+            })
+            .inc_by(n);
     }
-    r.register("pavemeter_ingest_events", "Events received by kind and outcome (stored, spooled, rejected)", ingest);
+    r.register(
+        "pavemeter_ingest_events",
+        "Events received by kind and outcome (stored, spooled, rejected)",
+        ingest,
+    );
     let depth = Gauge::<i64>::default();
     depth.set(state.ingest.spool().depth() as i64);
-    r.register("pavemeter_spool_depth_events", "Accepted events waiting in the spool for the store", depth);
+    r.register(
+        "pavemeter_spool_depth_events",
+        "Accepted events waiting in the spool for the store",
+        depth,
+    );
     let replay_errors = Counter::<u64>::default();
     replay_errors.inc_by(state.ingest.spool().replay_errors());
     r.register("pavemeter_spool_replay_errors", "Failed spool replays", replay_errors);
@@ -151,7 +237,14 @@ fn live_registry(state: &AppState) -> Registry {
 
 pub async fn metrics_handler(State(state): State<AppState>) -> Response {
     match state.observe.encode(&state) {
-        Ok(body) => ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response(),
+        Ok(body) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
         Err(e) => crate::api::error::ApiError::internal("Encoding /metrics", e).into_response(),
     }
 }
@@ -194,10 +287,23 @@ fn register_collector_health(r: &mut Registry, health: &crate::collect::Collecto
             remaining.get_or_create(&l).set(n);
         }
     }
-    r.register_with_unit("pavemeter_collector_last_success_timestamp", "When each source last collected without error", Unit::Seconds, last_success);
+    r.register_with_unit(
+        "pavemeter_collector_last_success_timestamp",
+        "When each source last collected without error",
+        Unit::Seconds,
+        last_success,
+    );
     r.register("pavemeter_collector_errors", "Failed collector runs and scopes", errors);
-    r.register("pavemeter_collector_requests", "HTTP requests made by each source", requests);
+    r.register(
+        "pavemeter_collector_requests",
+        "HTTP requests made by each source",
+        requests,
+    );
     r.register("pavemeter_collector_runs", "Collector runs", runs);
     r.register("pavemeter_collector_records", "Records collected", records);
-    r.register("pavemeter_collector_rate_limit_remaining", "Rate limit left at the last response", remaining);
+    r.register(
+        "pavemeter_collector_rate_limit_remaining",
+        "Rate limit left at the last response",
+        remaining,
+    );
 }

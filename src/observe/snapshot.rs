@@ -59,17 +59,38 @@ impl Snapshot {
             }
             for (w, v) in &s.burn {
                 if let Some(v) = v {
-                    f.slo_burn.get_or_create(&BurnLabels { slo: s.slo.clone(), window: w.clone() }).set(*v);
+                    f.slo_burn
+                        .get_or_create(&BurnLabels {
+                            slo: s.slo.clone(),
+                            window: w.clone(),
+                        })
+                        .set(*v);
                 }
             }
         }
-        for fam in [&f.dora_deployments, &f.dora_lead_p50, &f.dora_lead_p90, &f.dora_cfr, &f.dora_recovery_p50, &f.dora_rework] {
+        for fam in [
+            &f.dora_deployments,
+            &f.dora_lead_p50,
+            &f.dora_lead_p90,
+            &f.dora_cfr,
+            &f.dora_recovery_p50,
+            &f.dora_rework,
+        ] {
             fam.clear();
         }
         for d in &self.dora {
-            let l = ScopeLabels { team: d.team.clone(), service: d.service.clone() };
+            let l = ScopeLabels {
+                team: d.team.clone(),
+                service: d.service.clone(),
+            };
             f.dora_deployments.get_or_create(&l).set(d.deployments);
-            for (fam, v) in [(&f.dora_lead_p50, d.lead_p50), (&f.dora_lead_p90, d.lead_p90), (&f.dora_cfr, d.cfr), (&f.dora_recovery_p50, d.recovery_p50), (&f.dora_rework, d.rework)] {
+            for (fam, v) in [
+                (&f.dora_lead_p50, d.lead_p50),
+                (&f.dora_lead_p90, d.lead_p90),
+                (&f.dora_cfr, d.cfr),
+                (&f.dora_recovery_p50, d.recovery_p50),
+                (&f.dora_rework, d.rework),
+            ] {
                 if let Some(v) = v {
                     fam.get_or_create(&l).set(v);
                 }
@@ -78,7 +99,11 @@ impl Snapshot {
         f.adoption.clear();
         for (cap, v) in &self.adoption {
             if let Some(v) = v {
-                f.adoption.get_or_create(&CapabilityLabels { capability: cap.clone() }).set(*v);
+                f.adoption
+                    .get_or_create(&CapabilityLabels {
+                        capability: cap.clone(),
+                    })
+                    .set(*v);
             }
         }
     }

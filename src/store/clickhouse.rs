@@ -310,7 +310,7 @@ impl Store for ClickHouseStore {
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
     async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
-        let sql = format!("SELECT * FROM {} WHERE {}", kind.table(), Self::live_filter(kind));
+        let sql = format!("SELECT * FROM {} FINAL WHERE {}", kind.table(), Self::live_filter(kind));
         let mut out = Vec::new();
         self.for_each_line(self.db.query_raw(&sql), |line| {
             let rec = Record::from_storage(kind, line).map_err(|e| {
@@ -330,7 +330,7 @@ impl Store for ClickHouseStore {
     #[tracing::instrument(skip(self), fields(database = %self.database))]
     async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
         let sql = format!(
-            "SELECT count() AS n FROM {} WHERE {}",
+            "SELECT count() AS n FROM {} FINAL WHERE {}",
             kind.table(),
             Self::live_filter(kind)
         );

@@ -349,7 +349,6 @@ impl<C> Table<C> {
 
     /// Every key's newest row, in no particular order: columns `key`, `version`, `payload`.
     fn read_live(&self) -> Result<DataFrame, StoreError> {
-        let t00 = std::time::Instant::now();
         let mut all: Option<DataFrame> = None;
         for &seq in &self.segments {
             let path = self.segment_path(seq);
@@ -363,7 +362,6 @@ impl<C> Table<C> {
                 }
             }
         }
-        eprintln!("PROBE read files {:?}", t00.elapsed());
         let Some(all) = all else {
             return Ok(empty_segment());
         };
@@ -590,11 +588,8 @@ impl Inner {
         if let Some(c) = &t.cache {
             return Ok(c.clone());
         }
-        let t0 = std::time::Instant::now();
         let live = self.live_records_frame(kind, &t)?;
-        eprintln!("PROBE live frame {:?}", t0.elapsed());
         let rows = key_payloads(&live, &t.dir)?;
-        eprintln!("PROBE key_payloads {:?}", t0.elapsed());
         let dir = &t.dir;
         let records = par_chunks(&rows, |chunk| {
             chunk
@@ -605,7 +600,6 @@ impl Inner {
                 })
                 .collect()
         })?;
-        eprintln!("PROBE decoded {:?}", t0.elapsed());
         let records = Arc::new(records);
         t.cache = Some(records.clone());
         Ok(records)

@@ -16,7 +16,9 @@ pub fn clickhouse_url() -> Option<String> {
     match std::env::var("PAVEMETER_TEST_CLICKHOUSE_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            eprintln!("skipped: PAVEMETER_TEST_CLICKHOUSE_URL is unset (scripts/test.sh starts ClickHouse and sets it)");
+            eprintln!(
+                "skipped: PAVEMETER_TEST_CLICKHOUSE_URL is unset (scripts/test.sh starts ClickHouse and sets it)"
+            );
             None
         }
     }
@@ -84,7 +86,14 @@ impl TestApp {
             .await
             .expect("server runs");
         });
-        TestApp { address, state, client: reqwest::Client::new(), dir, stop: Some(tx), handle: Some(handle) }
+        TestApp {
+            address,
+            state,
+            client: reqwest::Client::new(),
+            dir,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -92,14 +101,23 @@ impl TestApp {
     }
 
     pub async fn post_events(&self, kind: &str, body: impl Into<String>) -> reqwest::Response {
-        self.client.post(self.url(&format!("/api/v1/events/{kind}"))).bearer_auth(TOKEN).body(body.into()).send().await.unwrap()
+        self.client
+            .post(self.url(&format!("/api/v1/events/{kind}")))
+            .bearer_auth(TOKEN)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let r = self.client.get(self.url(path)).send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     /// Stops the server and waits for its jobs, releasing the store (and the embedded store's lock).
@@ -133,7 +151,9 @@ impl ToggleProxy {
         let tx = down_tx.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { break };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    break;
+                };
                 if !f.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
@@ -151,7 +171,11 @@ impl ToggleProxy {
                 });
             }
         });
-        ToggleProxy { port, up: flag, down: down_tx }
+        ToggleProxy {
+            port,
+            up: flag,
+            down: down_tx,
+        }
     }
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -12,7 +12,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-pub const ANCHOR: &str = "2026-07-01T00:00:00Z";
+/// The demo ends today (midnight UTC), so the live SLO windows hold data.
+pub fn anchor() -> Ts {
+    let now = Ts::now().secs();
+    Ts::from_secs(now - now.rem_euclid(86_400))
+}
 
 /// A demo organisation in an embedded store, loaded once per test binary and copied for each test.
 async fn demo_dir() -> &'static std::path::Path {
@@ -20,7 +24,7 @@ async fn demo_dir() -> &'static std::path::Path {
     DIR.get_or_init(|| async {
         let dir = tempfile::tempdir().unwrap();
         let store = pavemeter::store::local::LocalStore::open(&dir.path().join("data"), 16).unwrap();
-        let settings = pavemeter::seed::SeedSettings::demo(Ts::parse(ANCHOR).unwrap());
+        let settings = pavemeter::seed::SeedSettings::demo(anchor());
         pavemeter::demo::load(&store, &settings).await.unwrap();
         drop(store);
         dir
@@ -52,7 +56,11 @@ pub async fn demo_app() -> TestApp {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn which(bin: &str) -> Option<std::path::PathBuf> {
@@ -68,7 +76,15 @@ async fn a_real_prometheus_scrapes_metrics_with_the_expected_series() {
     let app = demo_app().await;
     // The snapshot is refreshed by the job; wait for its first run.
     for _ in 0..600 {
-        let body = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let body = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if body.contains("pavemeter_slo_target_ratio{") {
             break;
         }
@@ -110,12 +126,25 @@ async fn a_real_prometheus_scrapes_metrics_with_the_expected_series() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let targets: Value = client.get(format!("http://127.0.0.1:{port}/api/v1/targets")).send().await.unwrap().json().await.unwrap();
-    let samples = query("scrape_samples_scraped{job=\"pavemeter\"}").await.unwrap_or_default();
+    let targets: Value = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/targets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let samples = query("scrape_samples_scraped{job=\"pavemeter\"}")
+        .await
+        .unwrap_or_default();
     let series = [
         "pavemeter_slo_target_ratio",
+        "pavemeter_slo_sli_ratio",
+        "pavemeter_slo_error_budget_remaining_ratio",
         "pavemeter_slo_burn_rate",
         "pavemeter_adoption_ratio",
+        "pavemeter_dora_deployments",
+        "pavemeter_dora_change_lead_time_p50_seconds",
         "pavemeter_http_request_duration_seconds_bucket",
         "pavemeter_spool_depth_events",
         "pavemeter_snapshot_refreshed_timestamp_seconds",
@@ -140,7 +169,7 @@ async fn a_real_prometheus_scrapes_metrics_with_the_expected_series() {
 #[tokio::test]
 async fn every_dashboard_panel_query_returns_rows_with_the_mapped_columns() {
     let app = demo_app().await;
-    let anchor = Ts::parse(ANCHOR).unwrap().secs() * 1000;
+    let anchor = anchor().secs() * 1000;
     let mut failures = Vec::new();
     let mut checked = 0;
     for (name, dash) in load_dashboards() {
@@ -154,7 +183,12 @@ async fn every_dashboard_panel_query_returns_rows_with_the_mapped_columns() {
             let (status, body) = app.get_json(&v.url).await;
             let rows = body.as_array().cloned().unwrap_or_default();
             if status != 200 || rows.is_empty() {
-                failures.push(format!("{name}: variable {} `{}` → {status}, {} rows", v.name, v.url, rows.len()));
+                failures.push(format!(
+                    "{name}: variable {} `{}` → {status}, {} rows",
+                    v.name,
+                    v.url,
+                    rows.len()
+                ));
                 continue;
             }
             for c in &v.columns {
@@ -163,7 +197,11 @@ async fn every_dashboard_panel_query_returns_rows_with_the_mapped_columns() {
                 }
             }
             if v.name == "quarter" {
-                let q = rows.iter().rev().find_map(|r| r[v.columns[0].as_str()].as_str().map(str::to_string)).unwrap_or_default();
+                let q = rows
+                    .iter()
+                    .rev()
+                    .find_map(|r| r[v.columns[0].as_str()].as_str().map(str::to_string))
+                    .unwrap_or_default();
                 vars.insert("quarter".into(), q);
             }
         }
@@ -171,23 +209,40 @@ async fn every_dashboard_panel_query_returns_rows_with_the_mapped_columns() {
             checked += 1;
             let (status, body) = app.get_json(&q.url).await;
             let Some(rows) = body.as_array() else {
-                failures.push(format!("{name} panel {} `{}`: `{}` → {status} {body}", q.panel_id, q.title, q.url));
+                failures.push(format!(
+                    "{name} panel {} `{}`: `{}` → {status} {body}",
+                    q.panel_id, q.title, q.url
+                ));
                 continue;
             };
             if status != 200 || rows.is_empty() {
-                failures.push(format!("{name} panel {} `{}`: `{}` → {status}, {} rows", q.panel_id, q.title, q.url, rows.len()));
+                failures.push(format!(
+                    "{name} panel {} `{}`: `{}` → {status}, {} rows",
+                    q.panel_id,
+                    q.title,
+                    q.url,
+                    rows.len()
+                ));
                 continue;
             }
             for c in &q.columns {
                 if rows.iter().all(|r| r.get(c).is_none()) {
-                    failures.push(format!("{name} panel {} `{}`: rows of `{}` lack `{c}`", q.panel_id, q.title, q.url));
+                    failures.push(format!(
+                        "{name} panel {} `{}`: rows of `{}` lack `{c}`",
+                        q.panel_id, q.title, q.url
+                    ));
                 }
             }
         }
     }
     app.stop().await;
     assert!(checked > 10, "only {checked} panel queries found");
-    assert!(failures.is_empty(), "{} failing panel queries:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing panel queries:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -196,12 +251,23 @@ async fn the_overview_page_renders_real_charts_and_chromium_screenshots_it() {
     let r = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let html = r.text().await.unwrap();
-    for label in ["Deployment frequency", "Change lead time", "Change failure rate", "Failed deployment recovery time", "Deployment rework rate", "Golden-path adoption", "Developer NPS"] {
+    for label in [
+        "Deployment frequency",
+        "Change lead time",
+        "Change failure rate",
+        "Failed deployment recovery time",
+        "Deployment rework rate",
+        "Golden-path adoption",
+        "Developer NPS",
+    ] {
         assert!(html.contains(label), "overview names {label}");
     }
     assert!(html.matches("<svg").count() >= 8, "sparklines drawn");
     assert!(html.matches("<circle").count() > 20, "charts carry data points");
-    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external assets");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external assets"
+    );
     let r = app.client.get(app.url("/?team=payments")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let Some(chromium) = which("chromium").or_else(|| which("chromium-browser")) else {
@@ -217,7 +283,18 @@ async fn the_overview_page_renders_real_charts_and_chromium_screenshots_it() {
     let url = app.url("/");
     let status = tokio::task::spawn_blocking(move || {
         Command::new(chromium)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1280,1600"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--window-size=1280,1600",
+            ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(format!("--screenshot={}", png.display()))
             .arg(url)
@@ -232,6 +309,10 @@ async fn the_overview_page_renders_real_charts_and_chromium_screenshots_it() {
     assert!(status.success(), "chromium exited with {status}");
     let bytes = std::fs::read(&png).expect("screenshot written");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(bytes.len() > 20_000, "a page with content, not a blank screenshot ({} bytes)", bytes.len());
+    assert!(
+        bytes.len() > 20_000,
+        "a page with content, not a blank screenshot ({} bytes)",
+        bytes.len()
+    );
     app.stop().await;
 }

@@ -2,9 +2,10 @@
 //! either store; ClickHouse tests use a fresh database each and are skipped (with a message) when
 //! PAVEMETER_TEST_CLICKHOUSE_URL is unset. Tests that read ../shared/fixtures say so when it is absent.
 
-mod helpers;
-mod ingest;
+mod clickhouse_store;
 mod collectors;
 mod dashboards;
-mod clickhouse_store;
+mod helpers;
+mod ingest;
 mod live;
+mod webhooks;
