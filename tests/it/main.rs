@@ -5,6 +5,7 @@
 mod clickhouse_store;
 mod collectors;
 mod dashboards;
+mod dora_api;
 mod helpers;
 mod ingest;
 mod live;
