@@ -408,8 +408,10 @@ fn spawn_jobs(state: AppState, stop: tokio::sync::watch::Receiver<bool>) -> Vec<
         let state = state.clone();
         let mut stop = stop.clone();
         jobs.push(tokio::spawn(async move {
+            let mut snapshot_day = None;
             loop {
                 crate::observe::refresh(&state).await;
+                snapshot_day = snapshot_services(&state, snapshot_day).await;
                 tokio::select! {
                     _ = tokio::time::sleep(refresh_every) => {}
                     _ = stop.changed() => break,
@@ -434,6 +436,46 @@ fn spawn_jobs(state: AppState, stop: tokio::sync::watch::Receiver<bool>) -> Vec<
         Err(e) => tracing::error!(error = %format!("{e:#}"), "Collectors not scheduled"),
     }
     jobs
+}
+
+/// Writes today's snapshot of every service once a day (METRICS.md: services are snapshotted daily, so a
+/// record counts for the team and cohort its service had on the day). Returns the day last written.
+async fn snapshot_services(state: &AppState, last: Option<i64>) -> Option<i64> {
+    let now = crate::domain::Ts::now().secs();
+    let today = now - now.rem_euclid(86_400);
+    if last == Some(today) {
+        return last;
+    }
+    let computed = match state.computed().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "Service snapshot not written");
+            return last;
+        }
+    };
+    let day = crate::domain::Ts::from_secs(today);
+    let snaps: Vec<ServiceSnapshot> = computed
+        .dataset
+        .services
+        .iter()
+        .map(|s| ServiceSnapshot {
+            day,
+            service: s.clone(),
+        })
+        .collect();
+    if snaps.is_empty() {
+        return last;
+    }
+    match state.store.upsert_snapshots(&snaps, store::next_version()).await {
+        Ok(()) => {
+            tracing::info!(services = snaps.len(), "Service snapshot written");
+            Some(today)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Service snapshot not written");
+            last
+        }
+    }
 }
 
 /// Every configured source that has a schedule.

@@ -20,6 +20,7 @@ pub(crate) struct Rng(u64);
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl Rng {
+    #[cfg(test)]
     pub(crate) fn new(seed: u64) -> Self {
         Rng(seed)
     }

@@ -128,11 +128,60 @@ async fn check_explanations(app: &TestApp) {
     );
 }
 
+/// Every platform endpoint answers on this store, with rows for the small organisation where it has data.
+async fn check_platform_endpoints(app: &TestApp) {
+    let range = "from=2026-07-01T00:00:00Z&to=2026-08-01T00:00:00Z";
+    for (path, want_rows) in [
+        (format!("/api/v1/adoption?{range}&interval=month"), true),
+        (format!("/api/v1/adoption/escapes?{range}"), false),
+        ("/api/v1/adoption/drift".to_string(), false),
+        (format!("/api/v1/ttfd?{range}&interval=quarter"), true),
+        (format!("/api/v1/ttfd?{range}&waiting=true"), false),
+        (format!("/api/v1/nps?{range}"), false),
+        (format!("/api/v1/survey/items?{range}"), false),
+        (format!("/api/v1/support?{range}&interval=month"), false),
+        (format!("/api/v1/support?{range}&totals=true"), true),
+        ("/api/v1/slo".to_string(), true),
+        ("/api/v1/teams".to_string(), true),
+        ("/api/v1/services".to_string(), true),
+        ("/api/v1/capabilities".to_string(), true),
+        ("/api/v1/waves".to_string(), false),
+        ("/api/v1/data-quality".to_string(), false),
+        ("/api/v1/definitions".to_string(), false),
+    ] {
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        if want_rows {
+            assert!(
+                body.as_array().map(|a| !a.is_empty()).unwrap_or(false),
+                "{path} has rows: {body}"
+            );
+        }
+    }
+    let (status, body) = app.get_json("/api/v1/support?interval=decade").await;
+    assert_eq!(
+        (status, body["error"]["details"]["parameter"].as_str()),
+        (400, Some("interval"))
+    );
+    let (status, openapi) = app.get_json("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    for p in [
+        "/api/v1/dora",
+        "/api/v1/nps",
+        "/api/v1/slo",
+        "/api/v1/events/{kind}",
+        "/api/v1/webhooks/github",
+    ] {
+        assert!(openapi["paths"].get(p).is_some(), "OpenAPI documents {p}");
+    }
+}
+
 #[tokio::test]
 async fn the_api_gives_the_hand_computed_dora_numbers_on_the_embedded_store() {
     let app = TestApp::local().await;
     check_numbers(&app).await;
     check_explanations(&app).await;
+    check_platform_endpoints(&app).await;
     app.stop().await;
 }
 
@@ -142,5 +191,25 @@ async fn the_api_gives_the_hand_computed_dora_numbers_on_clickhouse() {
     let app = TestApp::clickhouse(&url).await;
     check_numbers(&app).await;
     check_explanations(&app).await;
+    check_platform_endpoints(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn serve_snapshots_the_services_once_a_day() {
+    let app = TestApp::local().await;
+    load_small_org(&app).await;
+    app.state.data.invalidate();
+    let mut snaps = Vec::new();
+    for _ in 0..200 {
+        snaps = app.state.store.load_snapshots().await.unwrap();
+        if !snaps.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(snaps.len(), 1, "one snapshot of checkout today");
+    assert_eq!(snaps[0].service.team.as_deref(), Some("payments"));
+    assert_eq!(snaps[0].day.secs() % 86_400, 0, "midnight UTC");
     app.stop().await;
 }

@@ -43,6 +43,7 @@ pub fn base_config(dir: &std::path::Path) -> Config {
     c.store.data_dir = dir.join("data");
     c.ingest.spool_dir = Some(dir.join("spool"));
     c.ingest.replay_interval = "1s".into();
+    c.observe.refresh_interval = "2s".into();
     c
 }
 
