@@ -169,6 +169,8 @@ pub fn page(c: &Computed, cfg: &crate::config::MetricsConfig, team: Option<Strin
         team: team.clone(),
     };
     if let Ok(rows) = adoption::adoption(&c.dataset, cfg, &aq) {
+        // The engine returns the organisation and every team; the page shows the selected scope only.
+        let rows: Vec<_> = rows.into_iter().filter(|r| r.team == team).collect();
         platform.push(simple_tile(
             "Golden-path adoption",
             series(&rows, |r| r.period.clone(), |r| r.adoption_rate),

@@ -264,6 +264,11 @@ async fn the_overview_page_renders_real_charts_and_chromium_screenshots_it() {
     }
     assert!(html.matches("<svg").count() >= 8, "sparklines drawn");
     assert!(html.matches("<circle").count() > 20, "charts carry data points");
+    // Six quarters per tile: a tile never mixes scopes into one line (at most 6 points, 10 tiles).
+    assert!(
+        html.matches("<circle").count() <= 6 * 10,
+        "one point per quarter per tile"
+    );
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http"),
         "no external assets"
