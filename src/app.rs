@@ -41,6 +41,8 @@ pub struct App {
     pub ingest_token: Option<String>,
     /// Computed metrics, rebuilt when the data version changes.
     pub data: DataCache,
+    /// Rendered read responses per (query, data version).
+    pub responses: ResponseCache,
     /// Counters and the /metrics snapshot.
     pub observe: crate::observe::Observe,
     /// Health of every configured collector, for /metrics.
@@ -82,6 +84,7 @@ impl App {
                 version,
                 cached: tokio::sync::Mutex::new(None),
             },
+            responses: ResponseCache::default(),
             observe: crate::observe::Observe::new(),
             collectors: crate::collect::CollectorHealth::new(),
             env,
@@ -259,6 +262,32 @@ pub async fn load_dataset(store: &dyn Store) -> Result<Dataset, StoreError> {
         }
     }
     Ok(ds)
+}
+
+/// Rendered read responses keyed by request URI, valid for one data version and at most [`TTL`].
+#[derive(Default)]
+pub struct ResponseCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (u64, Instant, String, bytes::Bytes)>>,
+}
+
+/// Entries kept before the cache starts over (bounded memory whatever clients ask).
+const RESPONSE_CACHE_ENTRIES: usize = 2_000;
+
+impl ResponseCache {
+    pub fn get(&self, key: &str, version: u64) -> Option<(String, bytes::Bytes)> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key)
+            .filter(|(v, at, _, _)| *v == version && at.elapsed() < TTL)
+            .map(|(_, _, c, b)| (c.clone(), b.clone()))
+    }
+
+    pub fn put(&self, key: String, version: u64, content_type: String, body: bytes::Bytes) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= RESPONSE_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, (version, Instant::now(), content_type, body));
+    }
 }
 
 /// Delegates to the real store and bumps the data version after every successful write, so caches of

@@ -29,7 +29,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/{kind}", post(events::post_events))
         .route("/api/v1/events/{kind}/{id}", delete(events::delete_event))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    let reads = read_routes().route_layer(middleware::from_fn_with_state(state.clone(), require_token_for_reads));
+    let reads = read_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), cache_reads))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token_for_reads));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -106,6 +108,32 @@ async fn require_token_for_reads(State(state): State<AppState>, req: Request, ne
         return next.run(req).await;
     }
     require_token(State(state), req, next).await
+}
+
+/// Serves repeated read queries from memory: a 200 answer is kept per (path and query, data version) for at
+/// most the data cache's TTL, so dashboard reloads cost a lookup and any write invalidates at once.
+async fn cache_reads(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let key = req.uri().to_string();
+    let version = state.data.version();
+    if let Some((ctype, body)) = state.responses.get(&key, version) {
+        return ([(axum::http::header::CONTENT_TYPE, ctype)], body).into_response();
+    }
+    let resp = next.run(req).await;
+    if resp.status() != axum::http::StatusCode::OK {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+        return ApiError::internal("Buffering a response", "body too large").into_response();
+    };
+    let ctype = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    state.responses.put(key, version, ctype, bytes.clone());
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Records every request's duration by matched route (bounded cardinality: route templates, not paths).

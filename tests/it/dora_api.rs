@@ -213,3 +213,22 @@ async fn serve_snapshots_the_services_once_a_day() {
     assert_eq!(snaps[0].day.secs() % 86_400, 0, "midnight UTC");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cached_answer_is_replaced_as_soon_as_new_data_lands() {
+    let app = TestApp::local().await;
+    load_small_org(&app).await;
+    let q = "/api/v1/dora?from=2026-07-01T00:00:00Z&to=2026-08-01T00:00:00Z&interval=month";
+    let (_, first) = app.get_json(q).await;
+    let (_, again) = app.get_json(q).await;
+    assert_eq!(first, again);
+    assert_eq!(first[0]["deployments"], 3);
+    let d5 = json!({"id":"d5","service":"checkout","repository":"acme/checkout","environment":"prod","sha":"sha-d5","status":"success","finished_at":"2026-07-05T12:00:00Z"});
+    assert_eq!(
+        app.post_events("deployments", d5.to_string()).await.status().as_u16(),
+        202
+    );
+    let (_, after) = app.get_json(q).await;
+    assert_eq!(after[0]["deployments"], 4, "the write invalidated the cached answer");
+    app.stop().await;
+}
