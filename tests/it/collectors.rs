@@ -1327,3 +1327,65 @@ async fn runs_of_one_source_never_overlap_and_outcomes_are_recorded() {
     assert_eq!((h.runs, h.skipped, h.records, h.errors), (1, 1, 1, 0));
     assert!(h.last_success.is_some());
 }
+
+/// Capability rules on repository files: presence, and content matching a pattern (METRICS.md Adoption).
+#[tokio::test]
+async fn github_detects_capabilities_from_repository_files() {
+    let Some(dir) = fixtures() else { return };
+    let server = MockServer::start().await;
+    mount_github(&server, &dir).await;
+    Mock::given(method("GET"))
+        .and(path("/repos/panjf2000/ants/contents/.github/workflows/ci.yml"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string("jobs:\n  build:\n    uses: acme/platform-workflows/.github/workflows/go.yml@v3\n"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/panjf2000/ants/contents/Dockerfile"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("FROM golang\n"))
+        .mount(&server)
+        .await;
+    let mut metrics = MetricsConfig::default();
+    let rules = |files: &[&str]| pavemeter::config::CapabilityRules {
+        files: files.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    metrics.capabilities.insert(
+        "ci-template".into(),
+        rules(&[".github/workflows/ci.yml:uses: acme/platform-workflows/"]),
+    );
+    metrics
+        .capabilities
+        .insert("containerised".into(), rules(&["Dockerfile"]));
+    metrics
+        .capabilities
+        .insert("observability".into(), rules(&["otel-collector.yaml"]));
+    metrics.capabilities.insert(
+        "gitops-deploy".into(),
+        rules(&[".github/workflows/ci.yml:uses: acme/gitops/"]),
+    );
+    let cfg = source(
+        "github",
+        &format!(
+            "api_url = \"{}\"\ntoken_env = \"TEST_TOKEN\"\nrepos = [\"panjf2000/ants\"]\n",
+            server.uri()
+        ),
+    );
+    let gh = collect::build("gh", &cfg, &env(), &metrics).unwrap();
+    let (_d, st) = store();
+    let out = run(gh.as_ref(), &st).await;
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let services = st.load(Kind::Services).await.unwrap();
+    let Record::Service(s) = &services[0] else {
+        panic!("a service record")
+    };
+    let mut caps: Vec<&str> = s.capabilities.iter().map(|c| c.name.as_str()).collect();
+    caps.sort();
+    assert_eq!(
+        caps,
+        vec!["ci-template", "containerised"],
+        "content match and presence detected; a missing file and a non-matching pattern are not"
+    );
+}

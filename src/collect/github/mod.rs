@@ -228,6 +228,17 @@ impl GithubCollector {
             (None, _) => self.service_record(repo, &meta, None),
             (Some(cat), _) => self.service_record(repo, &meta, cat.as_ref()),
         };
+        let mut service = service;
+        // Capabilities detected from repository files are read on every run: a file can change while the
+        // catalog does not.
+        service
+            .capabilities
+            .retain(|c| !self.file_rule_capabilities().contains(&c.name));
+        for cap in self.file_capabilities(ctx, &scope, repo).await? {
+            if !service.capabilities.iter().any(|c| c.name == cap.name) {
+                service.capabilities.push(cap);
+            }
+        }
         let id = service.id.clone();
         let record = Record::Service(service);
         let text = record.to_storage_string();
@@ -239,6 +250,58 @@ impl GithubCollector {
         }
         let n = ctx.store_and_commit(&scope, records, &cursors).await?;
         Ok((id, n))
+    }
+
+    /// Names of the capabilities that have repository-file rules (`metrics.capabilities.<name>.files`).
+    /// Only capabilities detected by files alone are re-decided from the files on each run (a capability that
+    /// also has catalog rules keeps what the catalog said).
+    fn file_rule_capabilities(&self) -> Vec<String> {
+        self.metrics
+            .capabilities
+            .iter()
+            .filter(|(_, r)| {
+                !r.files.is_empty() && r.annotations.is_empty() && r.tags.is_empty() && r.topics.is_empty()
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Capabilities whose file rules match `repo`: `path` (the file exists) or `path:regex` (its content
+    /// matches). One contents request per rule until a rule of the capability matches.
+    async fn file_capabilities(&self, ctx: &RunCtx, scope: &str, repo: &str) -> anyhow::Result<Vec<Capability>> {
+        let mut out = Vec::new();
+        for (cap, rules) in &self.metrics.capabilities {
+            for rule in &rules.files {
+                let (path, pattern) = match rule.split_once(':') {
+                    Some((p, re)) => (p, Some(re)),
+                    None => (rule.as_str(), None),
+                };
+                let url = format!("{}/repos/{repo}/contents/{}", self.api, path.trim_start_matches('/'));
+                let resp = self.http.get(ctx, scope, &url, None).await?;
+                if resp.status.as_u16() == 404 {
+                    continue;
+                }
+                let resp = resp.ensure_ok(&self.name, scope)?;
+                let text = decode_contents(&resp.body);
+                let matched = match pattern {
+                    None => true,
+                    Some(re) => regex::Regex::new(re)
+                        .with_context(|| {
+                            format!("config key `metrics.capabilities.{cap}.files`: `{re}` is not a valid regex")
+                        })?
+                        .is_match(&text),
+                };
+                if matched {
+                    out.push(Capability {
+                        name: cap.clone(),
+                        template: None,
+                        version: None,
+                    });
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn service_record(
