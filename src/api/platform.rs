@@ -13,7 +13,6 @@ use crate::metrics::{adoption, nps, slo, tickets, ttfd, Computed};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -45,10 +44,6 @@ where
         .map_err(ApiError::from)
 }
 
-fn respond<T: Serialize>(p: &Params, out: &[T]) -> Result<Response, ApiError> {
-    rows(p, out)
-}
-
 fn range(p: &Params) -> Result<(Ts, Ts, Interval), ApiError> {
     let (from, to) = p.range()?;
     Ok((from, to, p.interval(Interval::Month)?))
@@ -73,7 +68,7 @@ pub async fn adoption_rows(
         team: p.scope("team"),
     };
     let out = compute(&state, move |c, cfg| adoption::adoption(&c.dataset, cfg, &q)).await?;
-    respond(&p, &out)
+    rows(&p, &out)
 }
 
 /// Services that used a capability at a period's start and no longer do at its end.
@@ -95,7 +90,7 @@ pub async fn escapes(
         team: p.scope("team"),
     };
     let out = compute(&state, move |c, cfg| adoption::escapes(&c.dataset, cfg, &q)).await?;
-    respond(&p, &out)
+    rows(&p, &out)
 }
 
 /// Golden-path services on a template version older than the newest by the drift margin.
@@ -113,7 +108,7 @@ pub async fn drift(
         template: p.str("template").map(str::to_string),
     };
     let out = compute(&state, move |c, cfg| Ok(adoption::template_drift(&c.dataset, cfg, &q))).await?;
-    respond(&p, &out)
+    rows(&p, &out)
 }
 
 /// Time-to-first-deploy per period and template; `waiting=true` lists the services still waiting.
@@ -146,10 +141,10 @@ pub async fn ttfd_rows(
     };
     if waiting {
         let out = compute(&state, move |c, cfg| ttfd::waiting(&c.dataset, cfg, &q)).await?;
-        return respond(&p, &out);
+        return rows(&p, &out);
     }
     let out = compute(&state, move |c, cfg| ttfd::ttfd(&c.dataset, cfg, &q)).await?;
-    respond(&p, &out)
+    rows(&p, &out)
 }
 
 fn nps_query(p: &Params) -> Result<nps::NpsQuery, ApiError> {
@@ -180,7 +175,7 @@ pub async fn nps_rows(
     let q = nps_query(&p)?;
     p.wants_csv()?;
     let out = compute(&state, move |c, cfg| nps::nps_rows(&c.dataset, cfg, &q)).await?;
-    respond(&p, &out)
+    rows(&p, &out)
 }
 
 /// Likert items per question per wave: mean, favourable share, change vs the previous wave.
@@ -200,7 +195,7 @@ pub async fn survey_items(
     };
     p.wants_csv()?;
     let out = compute(&state, move |c, cfg| nps::likert(&c.dataset, cfg, &q)).await?;
-    respond(&p, &out)
+    rows(&p, &out)
 }
 
 /// Support load per period × category × requester team; `totals=true` gives the period totals (ratio,
@@ -242,10 +237,10 @@ pub async fn support(
     };
     if totals {
         let out = compute(&state, move |c, cfg| tickets::ticket_totals(&c.dataset, cfg, &q)).await?;
-        return respond(&p, &out);
+        return rows(&p, &out);
     }
     let out = compute(&state, move |c, cfg| tickets::tickets(&c.dataset, cfg, &q)).await?;
-    respond(&p, &out)
+    rows(&p, &out)
 }
 
 /// Platform SLOs now: SLI, target, error budget remaining, burn rates.
@@ -259,5 +254,5 @@ pub async fn slos(
     p.wants_csv()?;
     let q = slo::SloQuery { now: Ts::now() };
     let out = compute(&state, move |c, cfg| slo::slos(&c.dataset, cfg, &q)).await?;
-    respond(&p, &out)
+    rows(&p, &out)
 }
