@@ -56,16 +56,7 @@ impl App {
     /// Opens the configured store and the spool. Migrations are applied by [`App::prepare`].
     pub async fn new(config: Config, env: BTreeMap<String, String>) -> anyhow::Result<App> {
         let version = Arc::new(AtomicU64::new(1));
-        let inner = open_store(&config, &env).await?;
-        let salt_override = env
-            .get(&config.privacy.respondent_salt_env)
-            .filter(|s| !s.is_empty())
-            .cloned();
-        let store: DynStore = Arc::new(NotifyingStore {
-            inner,
-            version: version.clone(),
-            salt_override,
-        });
+        let store = open_store_versioned(&config, &env, version.clone()).await?;
         let spool_dir = spool_dir(&config);
         let spool = Spool::open(&spool_dir).with_context(|| format!("Opening the spool at {}", spool_dir.display()))?;
         let ingest_token = env
@@ -73,9 +64,6 @@ impl App {
             .filter(|t| !t.is_empty())
             .cloned();
         let salt = tokio::sync::OnceCell::new();
-        if let Some(s) = env.get(&config.privacy.respondent_salt_env).filter(|s| !s.is_empty()) {
-            let _ = salt.set(s.clone());
-        }
         Ok(App {
             ingest: Ingestor::new(store.clone(), spool),
             store,
@@ -106,7 +94,7 @@ impl App {
         }
     }
 
-    /// The salt respondent hashes use: from the configured env var, else the store's instance salt.
+    /// The salt respondent hashes use (the store applies `privacy.respondent_salt_env`), read once.
     pub async fn salt(&self) -> Result<String, StoreError> {
         self.salt
             .get_or_try_init(|| async { self.store.instance_salt().await })
@@ -149,7 +137,31 @@ pub fn spool_dir(config: &Config) -> PathBuf {
 }
 
 /// Opens the configured store.
+/// Every writer (serve, import, demo, collect) gets the same wrapper, so `privacy.respondent_salt_env`
+/// applies to all of them alike.
 pub async fn open_store(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Result<DynStore> {
+    open_store_versioned(config, env, Arc::new(AtomicU64::new(1))).await
+}
+
+/// [`open_store`], bumping `version` after every successful write.
+async fn open_store_versioned(
+    config: &Config,
+    env: &BTreeMap<String, String>,
+    version: Arc<AtomicU64>,
+) -> anyhow::Result<DynStore> {
+    let inner = open_raw_store(config, env)?;
+    let salt_override = env
+        .get(&config.privacy.respondent_salt_env)
+        .filter(|s| !s.is_empty())
+        .cloned();
+    Ok(Arc::new(NotifyingStore {
+        inner,
+        version,
+        salt_override,
+    }))
+}
+
+fn open_raw_store(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Result<DynStore> {
     Ok(match config.store.effective_kind() {
         StoreKind::Local => {
             let dir = &config.store.data_dir;

@@ -157,10 +157,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let env = process_env();
             let store = open_store(&config, &env).await?;
             store.migrate().await.context("Applying migrations before the import")?;
-            let salt = match env.get(&config.privacy.respondent_salt_env).filter(|s| !s.is_empty()) {
-                Some(s) => s.clone(),
-                None if kind == Kind::Surveys => store.instance_salt().await.context("Reading the instance salt")?,
-                None => String::new(),
+            let salt = if kind == Kind::Surveys {
+                store.instance_salt().await.context("Reading the instance salt")?
+            } else {
+                String::new()
             };
             let ctx = ParseCtx {
                 limits: Limits {

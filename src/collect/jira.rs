@@ -207,9 +207,6 @@ impl Collector for JiraCollector {
             ctx.store_and_commit(scope, records, &cursors).await
         }
         .await;
-        Ok(match result {
-            Ok(n) => ctx.outcome(n, Vec::new()),
-            Err(e) => ctx.outcome(0, vec![format!("{e:#}")]),
-        })
+        Ok(ctx.outcome_of(result))
     }
 }

@@ -154,6 +154,29 @@ impl RunCtx {
         Ok(n)
     }
 
+    /// Stores `records` of an incremental scope and advances its cursor to the low-water mark of `marks`
+    /// ((start, finished) per item, see [`low_water_mark`]); the cursor stays put when nothing was seen.
+    pub async fn store_with_low_water_mark(
+        &self,
+        scope: &str,
+        records: Vec<Record>,
+        marks: Vec<(Ts, bool)>,
+    ) -> anyhow::Result<usize> {
+        let cursors: Vec<(String, String)> = low_water_mark(marks)
+            .map(|m| (scope.to_string(), m.rfc3339()))
+            .into_iter()
+            .collect();
+        self.store_and_commit(scope, records, &cursors).await
+    }
+
+    /// The outcome of a single-scope run: its failure is reported as that scope's error, not the run's.
+    pub fn outcome_of(&self, result: anyhow::Result<usize>) -> RunOutcome {
+        match result {
+            Ok(n) => self.outcome(n, Vec::new()),
+            Err(e) => self.outcome(0, vec![format!("{e:#}")]),
+        }
+    }
+
     /// The outcome of a run that stored `records` and met `errors`.
     pub fn outcome(&self, records: usize, errors: Vec<String>) -> RunOutcome {
         RunOutcome {

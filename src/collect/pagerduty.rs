@@ -9,7 +9,7 @@
 //! plus the HTTP knobs. Errors: `anyhow` naming source and scope.
 
 use super::http::{Auth, HttpOptions, PoliteClient};
-use super::{caused_by_from_text, low_water_mark, ts, Collector, Opts, RunCtx, RunOutcome};
+use super::{caused_by_from_text, ts, Collector, Opts, RunCtx, RunOutcome};
 use crate::domain::ids::slugify;
 use crate::domain::{Incident, Record, Ts};
 use anyhow::anyhow;
@@ -176,16 +176,9 @@ impl Collector for PagerDutyCollector {
                     records.push(Record::Incident(i));
                 }
             }
-            let cursors: Vec<(String, String)> = low_water_mark(marks)
-                .map(|m| (scope.to_string(), m.rfc3339()))
-                .into_iter()
-                .collect();
-            ctx.store_and_commit(scope, records, &cursors).await
+            ctx.store_with_low_water_mark(scope, records, marks).await
         }
         .await;
-        Ok(match result {
-            Ok(n) => ctx.outcome(n, Vec::new()),
-            Err(e) => ctx.outcome(0, vec![format!("{e:#}")]),
-        })
+        Ok(ctx.outcome_of(result))
     }
 }

@@ -209,9 +209,6 @@ impl Collector for SurveyCsvCollector {
             ctx.store_and_commit(scope, records, &[(key, digest)]).await
         }
         .await;
-        Ok(match result {
-            Ok(n) => ctx.outcome(n, Vec::new()),
-            Err(e) => ctx.outcome(0, vec![format!("{e:#}")]),
-        })
+        Ok(ctx.outcome_of(result))
     }
 }

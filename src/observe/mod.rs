@@ -86,6 +86,11 @@ pub struct Observe {
     pub snapshot: SnapshotFamilies,
 }
 
+/// OpenMetrics has no built-in `ratio` unit in prometheus-client (`Ratios` would suffix `_ratios`).
+fn ratio() -> Unit {
+    Unit::Other("ratio".into())
+}
+
 fn http_histogram() -> Histogram {
     Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
 }
@@ -110,19 +115,19 @@ impl Observe {
         registry.register_with_unit(
             "pavemeter_slo_sli",
             "Platform SLO indicator over its rolling window",
-            Unit::Other("ratio".into()),
+            ratio(),
             s.slo_sli.clone(),
         );
         registry.register_with_unit(
             "pavemeter_slo_target",
             "Platform SLO target",
-            Unit::Other("ratio".into()),
+            ratio(),
             s.slo_target.clone(),
         );
         registry.register_with_unit(
             "pavemeter_slo_error_budget_remaining",
             "1 - bad / allowed bad over the SLO window",
-            Unit::Other("ratio".into()),
+            ratio(),
             s.slo_budget.clone(),
         );
         registry.register(
@@ -150,7 +155,7 @@ impl Observe {
         registry.register_with_unit(
             "pavemeter_dora_change_failure",
             "Change failure rate, trailing 28 days",
-            Unit::Other("ratio".into()),
+            ratio(),
             s.dora_cfr.clone(),
         );
         registry.register_with_unit(
@@ -162,13 +167,13 @@ impl Observe {
         registry.register_with_unit(
             "pavemeter_dora_rework",
             "Deployment rework rate, trailing 28 days",
-            Unit::Other("ratio".into()),
+            ratio(),
             s.dora_rework.clone(),
         );
         registry.register_with_unit(
             "pavemeter_adoption",
             "Adoption rate of each capability among eligible services",
-            Unit::Other("ratio".into()),
+            ratio(),
             s.adoption.clone(),
         );
         registry.register_with_unit(
