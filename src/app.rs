@@ -5,9 +5,9 @@
 //!
 //! Errors: `anyhow` here (start-up and jobs), typed errors below.
 
-use crate::config::{parse_duration, Config, StoreKind};
+use crate::config::{parse_duration, Config, MetricsConfig, StoreKind};
 use crate::domain::records::ParseCtx;
-use crate::domain::{Kind, Limits, Record};
+use crate::domain::{Kind, Limits, Record, Ts};
 use crate::ingest::{spool::Spool, Ingestor};
 use crate::metrics::{Computed, Dataset};
 use crate::store::{self, DynStore, ServiceSnapshot, Store, StoreError, Versioned};
@@ -64,12 +64,18 @@ impl App {
             .filter(|t| !t.is_empty())
             .cloned();
         let salt = tokio::sync::OnceCell::new();
+        let ttl = if store.name() == "local" {
+            LOCAL_STORE_TTL
+        } else {
+            SHARED_STORE_TTL
+        };
         Ok(App {
             ingest: Ingestor::new(store.clone(), spool),
             store,
             ingest_token,
             data: DataCache {
                 version,
+                ttl,
                 cached: tokio::sync::Mutex::new(None),
             },
             responses: ResponseCache::default(),
@@ -181,13 +187,17 @@ fn open_raw_store(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Re
 }
 
 /// Loads every kind once and computes every metric model; cached until the data version changes, and at
-/// most `TTL` old so writes by other processes (other replicas, `pavemeter import`) are seen.
+/// most `ttl` old: [`SHARED_STORE_TTL`] when other processes can write the store (ClickHouse: other replicas,
+/// `pavemeter import`), [`LOCAL_STORE_TTL`] for the embedded store, which this process alone writes (its lock
+/// is exclusive), so only the ages measured against "now" (undeployed changes, unrecovered releases) drift.
 pub struct DataCache {
     version: Arc<AtomicU64>,
+    ttl: Duration,
     cached: tokio::sync::Mutex<Option<(u64, Instant, Arc<Computed>)>>,
 }
 
-const TTL: Duration = Duration::from_secs(30);
+pub const SHARED_STORE_TTL: Duration = Duration::from_secs(30);
+pub const LOCAL_STORE_TTL: Duration = Duration::from_secs(300);
 
 impl DataCache {
     pub fn version(&self) -> u64 {
@@ -202,11 +212,11 @@ impl DataCache {
         let mut guard = self.cached.lock().await;
         let now_version = self.version();
         if let Some((v, at, c)) = guard.as_ref() {
-            if *v == now_version && at.elapsed() < TTL {
+            if *v == now_version && at.elapsed() < self.ttl {
                 return Ok(c.clone());
             }
         }
-        let dataset = load_dataset(store).await?;
+        let dataset = load_dataset(store, &config.metrics, Ts::now()).await?;
         let metrics = config.metrics.clone();
         let computed = cpu(move || Computed::build(dataset, &metrics))
             .await
@@ -234,9 +244,12 @@ pub async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> R
     }
 }
 
-/// Reads every kind from the store: one read per kind, all kinds concurrently.
-#[tracing::instrument(skip(store))]
-pub async fn load_dataset(store: &dyn Store) -> Result<Dataset, StoreError> {
+/// Reads every kind from the store: one read per kind, all kinds concurrently; pipeline runs only as far back
+/// as the SLOs look from `now` ([`crate::metrics::slo::lookback_secs`]).
+#[tracing::instrument(skip(store, metrics))]
+pub async fn load_dataset(store: &dyn Store, metrics: &MetricsConfig, now: Ts) -> Result<Dataset, StoreError> {
+    let lookback = crate::metrics::slo::lookback_secs(metrics).map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let runs_since = Ts::from_secs(now.secs() - lookback);
     let (services, deployments, changes, incidents, tickets, surveys, runs, self_service, snapshots) = tokio::try_join!(
         store.load(Kind::Services),
         store.load(Kind::Deployments),
@@ -244,7 +257,7 @@ pub async fn load_dataset(store: &dyn Store) -> Result<Dataset, StoreError> {
         store.load(Kind::Incidents),
         store.load(Kind::Tickets),
         store.load(Kind::Surveys),
-        store.load(Kind::PipelineRuns),
+        store.load_since(Kind::PipelineRuns, runs_since),
         store.load(Kind::SelfService),
         store.load_snapshots(),
     )?;
@@ -276,11 +289,13 @@ pub async fn load_dataset(store: &dyn Store) -> Result<Dataset, StoreError> {
     Ok(ds)
 }
 
-/// Rendered read responses keyed by request URI, valid for one data version and at most [`TTL`].
+/// Rendered read responses keyed by request URI, valid for one data version and at most [`RESPONSE_TTL`].
 #[derive(Default)]
 pub struct ResponseCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, (u64, Instant, String, bytes::Bytes)>>,
 }
+
+const RESPONSE_TTL: Duration = Duration::from_secs(30);
 
 /// Entries kept before the cache starts over (bounded memory whatever clients ask).
 const RESPONSE_CACHE_ENTRIES: usize = 2_000;
@@ -289,7 +304,7 @@ impl ResponseCache {
     pub fn get(&self, key: &str, version: u64) -> Option<(String, bytes::Bytes)> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.get(key)
-            .filter(|(v, at, _, _)| *v == version && at.elapsed() < TTL)
+            .filter(|(v, at, _, _)| *v == version && at.elapsed() < RESPONSE_TTL)
             .map(|(_, _, c, b)| (c.clone(), b.clone()))
     }
 
@@ -345,6 +360,9 @@ impl Store for NotifyingStore {
     }
     async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
         self.inner.load(kind).await
+    }
+    async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
+        self.inner.load_since(kind, since).await
     }
     async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
         self.inner.count(kind).await

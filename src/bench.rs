@@ -124,7 +124,7 @@ pub async fn run(config: Config, env: BTreeMap<String, String>, opts: BenchOptio
     println!("\n## Full recompute");
     let store = open_store(&config, &env).await?;
     let t = Instant::now();
-    let ds = load_dataset(store.as_ref()).await?;
+    let ds = load_dataset(store.as_ref(), &config.metrics, crate::domain::Ts::now()).await?;
     let load_s = t.elapsed().as_secs_f64();
     let rows: BTreeMap<&str, usize> = [
         ("deployments", ds.deployments.len()),

@@ -285,7 +285,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Report { period, team, format } => {
             let env = process_env();
             let store = open_store(&config, &env).await?;
-            let dataset = crate::app::load_dataset(store.as_ref())
+            let dataset = crate::app::load_dataset(store.as_ref(), &config.metrics, crate::domain::Ts::now())
                 .await
                 .context("Reading the store")?;
             let metrics = config.metrics.clone();
@@ -326,7 +326,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             for name in names {
                 let collector = crate::collect::build(&name, &config.sources[&name], &env, &config.metrics)?;
                 let ctx = crate::collect::RunCtx::new(name.clone(), store.clone(), since);
-                match crate::collect::scheduler::run_once(&name, collector.as_ref(), &ctx).await {
+                let progress = crate::collect::scheduler::Progress::for_stderr(&name);
+                match crate::collect::scheduler::run_with_progress(&name, collector.as_ref(), &ctx, &progress).await {
                     Ok(o) => {
                         println!(
                             "{name}: {} records, {} requests ({} not modified), {:.1} s{}",

@@ -111,7 +111,7 @@ async fn require_token_for_reads(State(state): State<AppState>, req: Request, ne
 }
 
 /// Serves repeated read queries from memory: a 200 answer is kept per (path and query, data version) for at
-/// most the data cache's TTL, so dashboard reloads cost a lookup and any write invalidates at once.
+/// most 30 s, so dashboard reloads cost a lookup and any write invalidates at once.
 async fn cache_reads(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let key = req.uri().to_string();
     let version = state.data.version();

@@ -51,6 +51,10 @@ pub struct RunStats {
     not_modified: AtomicU64,
     /// `i64::MIN`: no source told us yet.
     rate_limit_remaining: AtomicI64,
+    /// Scopes whose batch is stored and cursors committed, and the records in them: what a progress display
+    /// reads while the run goes (the run's own total is in [`RunOutcome::records`]).
+    scopes_stored: AtomicU64,
+    records_stored: AtomicU64,
 }
 
 impl RunStats {
@@ -59,6 +63,8 @@ impl RunStats {
             requests: AtomicU64::new(0),
             not_modified: AtomicU64::new(0),
             rate_limit_remaining: AtomicI64::new(i64::MIN),
+            scopes_stored: AtomicU64::new(0),
+            records_stored: AtomicU64::new(0),
         }
     }
     pub fn add_request(&self) {
@@ -79,6 +85,16 @@ impl RunStats {
     pub fn rate_limit_remaining(&self) -> Option<i64> {
         let n = self.rate_limit_remaining.load(Ordering::Relaxed);
         (n != i64::MIN).then_some(n)
+    }
+    pub fn add_stored_scope(&self, records: usize) {
+        self.records_stored.fetch_add(records as u64, Ordering::Relaxed);
+        self.scopes_stored.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn scopes_stored(&self) -> u64 {
+        self.scopes_stored.load(Ordering::Relaxed)
+    }
+    pub fn records_stored(&self) -> u64 {
+        self.records_stored.load(Ordering::Relaxed)
     }
 }
 
@@ -151,6 +167,7 @@ impl RunCtx {
                 .await
                 .with_context(|| format!("source `{}` scope `{scope}`: advancing cursor `{k}`", self.source))?;
         }
+        self.stats.add_stored_scope(n);
         Ok(n)
     }
 

@@ -181,6 +181,15 @@ impl Record {
         }
     }
 
+    /// False only for a pipeline run that finished before `since`: the one kind read by a bounded look-back
+    /// (the platform SLOs), see [`crate::store::Store::load_since`].
+    pub fn finished_since(&self, since: Ts) -> bool {
+        match self {
+            Record::PipelineRun(r) => r.finished_at >= since,
+            _ => true,
+        }
+    }
+
     /// The natural key: re-ingesting a record with the same key replaces it.
     /// A survey answer is keyed by wave and respondent (one answer per person per wave).
     pub fn key(&self) -> String {

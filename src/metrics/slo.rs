@@ -212,6 +212,22 @@ pub fn provisioning_events(ds: &Dataset, cfg: &MetricsConfig) -> MetricResult<Ve
         .collect())
 }
 
+/// How far back from `now` any SLO looks: the longest rolling window (or burn window). Pipeline runs are
+/// read only this far back (their one use), so their history costs no memory; as `now` only moves forward,
+/// a dataset loaded at t serves every later evaluation.
+pub fn lookback_secs(cfg: &MetricsConfig) -> MetricResult<i64> {
+    let s = &cfg.slo;
+    let mut secs = BURN_WINDOWS.iter().map(|(_, w)| *w).max().unwrap_or(0);
+    for (name, c) in [
+        (PIPELINE_SUCCESS, &s.pipeline_success),
+        (TIME_TO_FIRST_DEPLOY, &s.time_to_first_deploy),
+        (PROVISIONING_TIME, &s.provisioning_time),
+    ] {
+        secs = secs.max(duration_knob(&format!("metrics.slo.{name}.window"), &c.window)?);
+    }
+    Ok(secs)
+}
+
 /// The three SLOs at `q.now`.
 pub fn slos(ds: &Dataset, cfg: &MetricsConfig, q: &SloQuery) -> MetricResult<Vec<SloRow>> {
     let s = &cfg.slo;
@@ -404,6 +420,25 @@ mod tests {
         assert_eq!((r.good, r.bad), (2, 1));
         assert!(close(r.burn_rate_5m, 0.5 / 0.05));
         assert!(close(r.burn_rate_2h, (1.0 / 3.0) / 0.05));
+    }
+
+    #[test]
+    fn lookback_is_the_longest_slo_window_and_never_shorter_than_the_burn_windows() {
+        let mut cfg = MetricsConfig::default();
+        assert_eq!(lookback_secs(&cfg).unwrap(), 28 * 86_400);
+        cfg.slo.provisioning_time.window = "40d".into();
+        assert_eq!(lookback_secs(&cfg).unwrap(), 40 * 86_400);
+        for c in [
+            &mut cfg.slo.pipeline_success,
+            &mut cfg.slo.time_to_first_deploy,
+            &mut cfg.slo.provisioning_time,
+        ] {
+            c.window = "1h".into();
+        }
+        assert_eq!(lookback_secs(&cfg).unwrap(), 3 * 86_400);
+        cfg.slo.pipeline_success.window = "soon".into();
+        let err = lookback_secs(&cfg).unwrap_err().to_string();
+        assert!(err.contains("metrics.slo.pipeline_success.window"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use super::{migrate, ServiceSnapshot, Store, StoreError, Versioned};
 use crate::config::StoreConfig;
-use crate::domain::{Kind, Record};
+use crate::domain::{Kind, Record, Ts};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use clickhouse::{Client, Compression};
@@ -225,6 +225,25 @@ impl ClickHouseStore {
         Ok(rows)
     }
 
+    /// The live rows of `kind` matching `filter` (SQL), decoded.
+    async fn load_where(&self, kind: Kind, filter: String) -> Result<Vec<Record>, StoreError> {
+        let sql = format!("SELECT * FROM {} FINAL WHERE {filter}", kind.table());
+        let mut out = Vec::new();
+        self.for_each_line(self.db.query_raw(&sql), |line| {
+            let rec = Record::from_storage(kind, line).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "a {} row does not match the record type ({e}): {}",
+                    kind.table(),
+                    clip(line)
+                ))
+            })?;
+            out.push(rec);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
     fn live_filter(kind: Kind) -> String {
         let key = match kind {
             Kind::Surveys => "concat(wave, '/', respondent)",
@@ -310,21 +329,17 @@ impl Store for ClickHouseStore {
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
     async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
-        let sql = format!("SELECT * FROM {} FINAL WHERE {}", kind.table(), Self::live_filter(kind));
-        let mut out = Vec::new();
-        self.for_each_line(self.db.query_raw(&sql), |line| {
-            let rec = Record::from_storage(kind, line).map_err(|e| {
-                StoreError::Corrupt(format!(
-                    "a {} row does not match the record type ({e}): {}",
-                    kind.table(),
-                    clip(line)
-                ))
-            })?;
-            out.push(rec);
-            Ok(())
-        })
-        .await?;
-        Ok(out)
+        self.load_where(kind, Self::live_filter(kind)).await
+    }
+
+    /// The time bound goes into the query, so the rows outside it never leave the server.
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
+        let mut filter = Self::live_filter(kind);
+        if kind == Kind::PipelineRuns {
+            filter = format!("toUInt32(finished_at) >= {} AND {filter}", since.secs().max(0));
+        }
+        self.load_where(kind, filter).await
     }
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]

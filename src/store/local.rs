@@ -18,15 +18,16 @@
 //! deletes leaves rows that reads deduplicate anyway. Tombstones are kept forever (they are merged, never dropped);
 //! rows of tombstoned keys are dropped from merged record segments.
 //!
-//! Memory: the decoded live set of each table is cached (a `Vec<Record>` per kind) until the next write to that
-//! table, so repeated loads only clone it; a load of N records therefore holds about twice N decoded records while
-//! the caller keeps its copy.
+//! Memory: decoded records are never cached here. The only reader of whole tables is the computed model,
+//! which is itself cached per data version (`app::DataCache`); a second decoded copy in the store doubled the
+//! memory of every load (10 GiB for 6 M records) for no reader. Small tables (tombstones, cursors, snapshots)
+//! keep a cache until their next write.
 //!
 //! Errors: [`StoreError`] (this is a module boundary); every message names the file or directory concerned.
 //! File I/O is blocking and runs on tokio's blocking pool.
 
 use super::{new_salt, next_version, ServiceSnapshot, Store, StoreError, Versioned};
-use crate::domain::{Kind, Record};
+use crate::domain::{Kind, Record, Ts};
 use async_trait::async_trait;
 use polars::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -54,7 +55,7 @@ struct Inner {
     compact_after_files: usize,
     /// Held, never read: dropping the file releases the lock.
     _lock: File,
-    records: HashMap<Kind, Mutex<Table<Arc<Vec<Record>>>>>,
+    records: HashMap<Kind, Mutex<Table<()>>>,
     /// Keys are `"<table>/<key>"`. Lock order: a record table before `tombstones`, never the reverse.
     tombstones: Mutex<Table<Arc<HashSet<String>>>>,
     snapshots: Mutex<Table<Arc<Vec<ServiceSnapshot>>>>,
@@ -502,7 +503,7 @@ impl Inner {
         Ok(())
     }
 
-    fn record_table(&self, kind: Kind) -> MutexGuard<'_, Table<Arc<Vec<Record>>>> {
+    fn record_table(&self, kind: Kind) -> MutexGuard<'_, Table<()>> {
         // Every kind gets a table in `build`.
         lock(&self.records[&kind])
     }
@@ -523,7 +524,7 @@ impl Inner {
     }
 
     /// The live rows of a record table with tombstoned keys removed.
-    fn live_records_frame(&self, kind: Kind, t: &Table<Arc<Vec<Record>>>) -> Result<DataFrame, StoreError> {
+    fn live_records_frame(&self, kind: Kind, t: &Table<()>) -> Result<DataFrame, StoreError> {
         let live = t.read_live()?;
         let tombstones = self.tombstone_set()?;
         let prefix = format!("{}/", kind.table());
@@ -571,38 +572,37 @@ impl Inner {
 
     fn tombstone(&self, kind: Kind, key: &str, version: u64) -> Result<(), StoreError> {
         self.check_writable()?;
-        {
-            let mut t = lock(&self.tombstones);
-            let mut rows = Rows::default();
-            rows.push(tombstone_key(kind, key), version, String::new());
-            t.write_segment(rows)?;
-            t.compact_if_needed(self.compact_after_files, |t| t.read_live())?;
-        }
-        // Not nested in the tombstones lock: a load holds its table's lock while it takes the tombstones lock.
-        self.record_table(kind).cache = None;
+        let mut t = lock(&self.tombstones);
+        let mut rows = Rows::default();
+        rows.push(tombstone_key(kind, key), version, String::new());
+        t.write_segment(rows)?;
+        t.compact_if_needed(self.compact_after_files, |t| t.read_live())?;
         Ok(())
     }
 
-    fn load(&self, kind: Kind) -> Result<Arc<Vec<Record>>, StoreError> {
-        let mut t = self.record_table(kind);
-        if let Some(c) = &t.cache {
-            return Ok(c.clone());
-        }
+    /// The live records of `kind`, without the ones `keep` rejects (dropped as each chunk decodes, so a
+    /// bounded read never holds the whole table decoded).
+    fn load(&self, kind: Kind, keep: impl Fn(&Record) -> bool + Sync) -> Result<Vec<Record>, StoreError> {
+        let t = self.record_table(kind);
         let live = self.live_records_frame(kind, &t)?;
         let rows = key_payloads(&live, &t.dir)?;
         let dir = &t.dir;
-        let records = par_chunks(&rows, |chunk| {
-            chunk
-                .iter()
-                .map(|(key, payload)| {
-                    Record::from_storage(kind, payload)
-                        .map_err(|e| corrupt(dir, format!("{kind} record `{key}` cannot be decoded: {e}")))
-                })
-                .collect()
-        })?;
-        let records = Arc::new(records);
-        t.cache = Some(records.clone());
-        Ok(records)
+        par_chunks(&rows, |chunk| {
+            let mut out = Vec::with_capacity(chunk.len());
+            for (key, payload) in chunk {
+                let r = Record::from_storage(kind, payload)
+                    .map_err(|e| corrupt(dir, format!("{kind} record `{key}` cannot be decoded: {e}")))?;
+                if keep(&r) {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn count(&self, kind: Kind) -> Result<u64, StoreError> {
+        let t = self.record_table(kind);
+        Ok(self.live_records_frame(kind, &t)?.height() as u64)
     }
 
     fn set_cursor(&self, source: &str, scope: &str, value: &str) -> Result<(), StoreError> {
@@ -742,11 +742,16 @@ impl Store for LocalStore {
 
     #[tracing::instrument(skip(self), fields(store = "local"))]
     async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
-        self.blocking(move |inner| clone_all(&inner.load(kind)?)).await
+        self.blocking(move |inner| inner.load(kind, |_| true)).await
+    }
+
+    #[tracing::instrument(skip(self), fields(store = "local"))]
+    async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
+        self.blocking(move |inner| inner.load(kind, |r| r.finished_since(since))).await
     }
 
     async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
-        self.blocking(move |inner| Ok(inner.load(kind)?.len() as u64)).await
+        self.blocking(move |inner| inner.count(kind)).await
     }
 
     #[tracing::instrument(skip(self), fields(store = "local"))]
@@ -961,6 +966,25 @@ mod tests {
         assert!(store.migrate().await.unwrap().is_empty());
         assert!(store.pending_migrations().await.unwrap().is_empty());
         store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn load_since_drops_only_pipeline_runs_finished_before_the_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path(), 16).unwrap();
+        let records = one_of_each_kind();
+        store
+            .upsert(&records.iter().cloned().map(|r| v(1, r)).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        // The run finished at 2026-07-01T11:10:00Z; the edge is inclusive.
+        let at_finish = ts("2026-07-01T11:10:00Z");
+        let after = Ts::from_secs(at_finish.secs() + 1);
+        assert_eq!(store.load_since(Kind::PipelineRuns, at_finish).await.unwrap().len(), 1);
+        assert!(store.load_since(Kind::PipelineRuns, after).await.unwrap().is_empty());
+        for r in records.iter().filter(|r| r.kind() != Kind::PipelineRuns) {
+            assert_eq!(store.load_since(r.kind(), after).await.unwrap(), vec![r.clone()], "{}", r.kind());
+        }
     }
 
     #[tokio::test]

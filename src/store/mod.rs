@@ -79,6 +79,14 @@ pub trait Store: Send + Sync {
     /// Every live record of `kind`: one per key (highest version), tombstoned keys removed.
     async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError>;
 
+    /// [`Store::load`] without the pipeline runs that finished before `since` (other kinds: everything), so
+    /// a computation that looks back a bounded window reads only that window.
+    async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
+        let mut all = self.load(kind).await?;
+        all.retain(|r| r.finished_since(since));
+        Ok(all)
+    }
+
     /// Number of live records of `kind`.
     async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
         Ok(self.load(kind).await?.len() as u64)

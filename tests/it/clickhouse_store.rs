@@ -230,6 +230,31 @@ async fn clickhouse_round_trips_one_record_of_every_kind() {
 }
 
 #[tokio::test]
+async fn clickhouse_load_since_bounds_pipeline_runs_in_the_query() {
+    let Some(db) = TestDb::new("clickhouse_load_since_bounds_pipeline_runs_in_the_query").await else {
+        return;
+    };
+    let records = one_of_every_kind();
+    db.store
+        .upsert(&records.iter().cloned().map(v).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let run_finished = records
+        .iter()
+        .find_map(|r| match r {
+            Record::PipelineRun(p) => Some(p.finished_at),
+            _ => None,
+        })
+        .unwrap();
+    let after = Ts::from_secs(run_finished.secs() + 1);
+    assert_eq!(db.store.load_since(Kind::PipelineRuns, run_finished).await.unwrap().len(), 1);
+    assert!(db.store.load_since(Kind::PipelineRuns, after).await.unwrap().is_empty());
+    for rec in records.iter().filter(|r| r.kind() != Kind::PipelineRuns) {
+        assert_eq!(db.store.load_since(rec.kind(), after).await.unwrap(), vec![rec.clone()]);
+    }
+}
+
+#[tokio::test]
 async fn clickhouse_reupsert_keeps_one_row_per_key_with_the_newest_values() {
     let Some(db) = TestDb::new("clickhouse_reupsert_keeps_one_row_per_key_with_the_newest_values").await else {
         return;

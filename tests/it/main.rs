@@ -3,6 +3,7 @@
 //! PAVEMETER_TEST_CLICKHOUSE_URL is unset. Tests that read ../shared/fixtures say so when it is absent.
 
 mod clickhouse_store;
+mod collect_e2e;
 mod collectors;
 mod dashboards;
 mod dora_api;
