@@ -7,7 +7,7 @@ use pavemeter::collect::http::{Auth, HttpOptions, PoliteClient};
 use pavemeter::collect::scheduler::{CollectorHealth, ScheduledSource};
 use pavemeter::collect::{self, Collector, Opts, RunCtx, RunOutcome};
 use pavemeter::config::{MetricsConfig, SourceConfig};
-use pavemeter::domain::{Kind, Record, Ts};
+use pavemeter::domain::{Deployment, Kind, Record, Ts};
 use pavemeter::store::local::LocalStore;
 use pavemeter::store::{DynStore, ServiceSnapshot, Store, StoreError, Versioned};
 use serde_json::{json, Value};
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::matchers::{body_partial_json, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn fixtures() -> Option<PathBuf> {
@@ -1387,5 +1387,391 @@ async fn github_detects_capabilities_from_repository_files() {
         caps,
         vec!["ci-template", "containerised"],
         "content match and presence detected; a missing file and a non-matching pattern are not"
+    );
+}
+
+/// Mounts panjf2000/ants with only workflow runs and their jobs (every other scope empty). The captures hold no
+/// run whose jobs were captured too, so each captured jobs list is served under a captured run object of the
+/// same kind of workflow given that run's id and head sha, and timestamps spanning its jobs. Returns the runs
+/// listed.
+async fn mount_runs_with_jobs(server: &MockServer, dir: &std::path::Path) -> Vec<Value> {
+    let repo = "/repos/panjf2000/ants";
+    Mock::given(method("GET"))
+        .and(path(repo))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"id": 1, "name": "ants", "full_name": "panjf2000/ants", "url": format!("{}{repo}", server.uri())}),
+        ))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{repo}/contents/catalog-info.yaml")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .mount(server)
+        .await;
+    for scope in ["deployments", "pulls", "issues"] {
+        Mock::given(method("GET"))
+            .and(path(format!("{repo}/{scope}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .mount(server)
+            .await;
+    }
+    let mut runs = data(dir, "github/devlake-captured/actions_runs.json");
+    let mut jobs_by_run: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
+    for j in data(dir, "github/devlake-captured/actions_jobs.json") {
+        jobs_by_run.entry(j["run_id"].as_u64().unwrap()).or_default().push(j);
+    }
+    let template = |id: u64| runs.iter().find(|r| r["id"] == id).unwrap().clone();
+    // (captured jobs' run, captured run of the same workflow, its conclusion): the matrix "deploy<os>" jobs
+    // ran in the Tests workflow (ci.yml), the Golangci-Lint jobs in Lint.
+    let rebuilt: Vec<Value> = [
+        (577330056, 2589885628, "success"),
+        (577324554, 2589885628, "cancelled"),
+        (613518923, 2566218977, "failure"),
+    ]
+    .into_iter()
+    .map(|(run_id, like, conclusion)| {
+        let jobs = &jobs_by_run[&run_id];
+        let mut r = template(like);
+        let first = jobs.iter().filter_map(|j| j["started_at"].as_str()).min().unwrap();
+        let last = jobs.iter().filter_map(|j| j["completed_at"].as_str()).max().unwrap();
+        r["id"] = json!(run_id);
+        r["head_sha"] = jobs[0]["head_sha"].clone();
+        r["conclusion"] = json!(conclusion);
+        r["html_url"] = json!(format!("https://github.com/panjf2000/ants/actions/runs/{run_id}"));
+        r["created_at"] = json!(first);
+        r["run_started_at"] = json!(first);
+        r["updated_at"] = json!(last);
+        r
+    })
+    .collect();
+    runs.extend(rebuilt);
+    Mock::given(method("GET"))
+        .and(path(format!("{repo}/actions/runs")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"total_count": runs.len(), "workflow_runs": runs})),
+        )
+        .mount(server)
+        .await;
+    for (run_id, jobs) in &jobs_by_run {
+        Mock::given(method("GET"))
+            .and(path(format!("{repo}/actions/runs/{run_id}/jobs")))
+            .and(query_param("per_page", "100"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": jobs.len(), "jobs": jobs})))
+            .with_priority(1)
+            .mount(server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(
+            r"^/repos/panjf2000/ants/actions/runs/\d+/jobs$",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "jobs": []})))
+        .with_priority(9)
+        .mount(server)
+        .await;
+    runs
+}
+
+/// The run ids whose jobs were requested, sorted, with repeats kept.
+async fn jobs_requests(server: &MockServer) -> Vec<u64> {
+    let re = regex::Regex::new(r"/actions/runs/(\d+)/jobs$").unwrap();
+    let mut v: Vec<u64> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| re.captures(r.url.path()).map(|c| c[1].parse().unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn deployments_of(records: &[Record]) -> BTreeMap<String, pavemeter::domain::Deployment> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Deployment(d) => Some((d.id.clone(), d.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn completed_runs<'a>(runs: &'a [Value], workflow: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    runs.iter()
+        .filter(move |r| r["name"] == workflow && r["status"] == "completed")
+}
+
+#[tokio::test]
+async fn github_job_deploy_rules_make_one_deployment_per_matched_job() {
+    let Some(dir) = fixtures() else { return };
+    let server = MockServer::start().await;
+    let runs = mount_runs_with_jobs(&server, &dir).await;
+    let compare = read(&dir, "github/octocrab/repo_compare_commits.json");
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/panjf2000/ants/compare/[0-9a-f]+\.\.\.[0-9a-f]+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(compare.clone()))
+        .mount(&server)
+        .await;
+    let cfg = source(
+        "github",
+        &format!(
+            "api_url = \"{}\"\ntoken_env = \"TEST_TOKEN\"\nrepos = [\"panjf2000/ants\"]\n\
+             [[deploy_rules]]\nworkflow = \"ci.yml\"\njob = \"^DEPLOY(ubuntu|windows)$\"\nenvironment = \"prod-eu\"\n\
+             [[deploy_rules]]\nworkflow = \"Lint\"\njob = \"golangci\"\n\
+             [[deploy_rules]]\nworkflow = \".github/workflows/ci.yml\"\n\
+             [[deploy_rules]]\nworkflow = \"codeql\"\nenvironment = \"staging\"\n",
+            server.uri()
+        ),
+    );
+    let metrics = MetricsConfig {
+        failure_class_rules: vec![pavemeter::config::FailureClassRule {
+            pattern: "golangci".into(),
+            class: "user".into(),
+        }],
+        ..MetricsConfig::default()
+    };
+    let gh = collect::build("gh", &cfg, &env(), &metrics).unwrap_or_else(|e| panic!("{e:#}"));
+    let (_d, st) = store();
+    let out = run(gh.as_ref(), &st).await;
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let deps = deployments_of(&st.load(Kind::Deployments).await.unwrap());
+    let run_id = |run: u64| format!("github:panjf2000/ants/actions/runs/{run}");
+    let job_ids =
+        |run: u64, jobs: &[u64]| -> Vec<String> { jobs.iter().map(|j| format!("{}/jobs/{j}", run_id(run))).collect() };
+
+    // Tests (ci.yml), 577330056: deployubuntu twice and deploywindows once concluded; the captured
+    // in-progress deploywindows (1924932251) and every deploymacos are not deployments.
+    let good = job_ids(577330056, &[1924932219, 1924932266, 1924932319]);
+    let cancelled = job_ids(577324554, &[1924918171, 1924918205, 1924918228, 1924918261]);
+    // Golangci-Lint jobs of every conclusion, some in capitals: only success, failure, timed_out,
+    // startup_failure and cancelled deployed; neutral, skipped, stale, action_required and the undecided did not.
+    let lint: Vec<(String, &str)> = [
+        (2011825638, "success"),
+        (2011825640, "success"),
+        (2011825641, "success"),
+        (2011825642, "failure"),
+        (2011825643, "cancelled"),
+        (2011825644, "failure"),
+        (2011825645, "failure"),
+    ]
+    .into_iter()
+    .map(|(j, s)| (format!("{}/jobs/{j}", run_id(613518923)), s))
+    .collect();
+    // CodeQL: a rule without a job pattern, the whole run is one deployment (as before).
+    let codeql: Vec<String> = completed_runs(&runs, "CodeQL")
+        .map(|r| format!("{}/deployment", run_id(r["id"].as_u64().unwrap())))
+        .collect();
+    assert!(codeql.len() > 10);
+    let mut want: Vec<String> = good.iter().chain(&cancelled).chain(&codeql).cloned().collect();
+    want.extend(lint.iter().map(|(id, _)| id.clone()));
+    want.sort();
+    assert_eq!(
+        deps.keys().cloned().collect::<Vec<_>>(),
+        want,
+        "no whole-run deployment of ci.yml: its first matching rule is the job rule"
+    );
+
+    let d = &deps[&good[0]];
+    let job = data(&dir, "github/devlake-captured/actions_jobs.json")
+        .into_iter()
+        .find(|j| j["id"] == 1924932219)
+        .unwrap();
+    assert_eq!(d.status, "success");
+    assert_eq!(
+        d.started_at,
+        Some(Ts::parse(job["started_at"].as_str().unwrap()).unwrap())
+    );
+    assert_eq!(
+        d.finished_at,
+        Some(Ts::parse(job["completed_at"].as_str().unwrap()).unwrap())
+    );
+    assert_eq!(d.url.as_deref(), job["html_url"].as_str());
+    assert_eq!(d.sha, "fd8d670fd09489e6ea7693c0a382ba85d2694f16");
+    assert_eq!(
+        (d.environment.as_str(), d.environment_tier.as_deref()),
+        ("prod-eu", Some("production"))
+    );
+    assert!(
+        good.iter()
+            .all(|id| deps[id].pipeline_run.as_deref() == Some(run_id(577330056).as_str())),
+        "the matched jobs of one run share its pipeline run: one release"
+    );
+    assert!(cancelled.iter().all(|id| deps[id].status == "cancelled"));
+    for (id, status) in &lint {
+        assert_eq!(deps[id].status, *status, "{id}");
+        assert_eq!(deps[id].environment, "production", "the default environment");
+    }
+    assert!(codeql
+        .iter()
+        .all(|id| deps[id].environment_tier.as_deref() == Some("staging")));
+
+    let pipeline_runs = st.load(Kind::PipelineRuns).await.unwrap();
+    assert_eq!(
+        pipeline_runs.len(),
+        runs.iter().filter(|r| r["status"] == "completed").count()
+    );
+    let lint_run = pipeline_runs
+        .iter()
+        .find_map(|r| match r {
+            Record::PipelineRun(p) if p.id == run_id(613518923) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        lint_run.failure_class.as_deref(),
+        Some("user"),
+        "the failure class comes from the same jobs fetch (FAILURE in capitals)"
+    );
+
+    // One jobs request per completed run of a workflow with a job rule, plus the failed CodeQL run for its
+    // failure class; never two for one run.
+    let mut want_jobs: Vec<u64> = completed_runs(&runs, "Tests")
+        .chain(completed_runs(&runs, "Lint"))
+        .chain(completed_runs(&runs, "CodeQL").filter(|r| r["conclusion"] == "failure"))
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    want_jobs.sort();
+    assert_eq!(want_jobs.len(), 9);
+    assert_eq!(jobs_requests(&server).await, want_jobs);
+
+    // Workflow deployments get their shipped commits like API deployments: compare between consecutive
+    // successful production records of the repository, never for two records of the same commit.
+    let mut prod: Vec<&Deployment> = deps
+        .values()
+        .filter(|d| d.status == "success" && d.environment_tier.as_deref() == Some("production"))
+        .collect();
+    prod.sort_by(|a, b| (a.finished_at, &a.id).cmp(&(b.finished_at, &b.id)));
+    assert!(prod.len() >= 2);
+    assert_eq!(
+        prod[0].commits, None,
+        "the first production record has nothing to compare with"
+    );
+    let compare_paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_string())
+        .filter(|p| p.contains("/compare/"))
+        .collect();
+    let fixture_shas = compare["commits"].as_array().unwrap().len();
+    for (prev, d) in prod.iter().zip(prod.iter().skip(1)) {
+        if prev.sha == d.sha {
+            assert_eq!(d.commits, Some(vec![]), "{}", d.id);
+        } else {
+            assert_eq!(d.commits.as_ref().map(Vec::len), Some(fixture_shas), "{}", d.id);
+            let want = format!("/repos/panjf2000/ants/compare/{}...{}", prev.sha, d.sha);
+            assert!(compare_paths.contains(&want), "{want} not in {compare_paths:?}");
+        }
+    }
+    assert_eq!(
+        compare_paths.len(),
+        prod.windows(2).filter(|w| w[0].sha != w[1].sha).count()
+    );
+    println!(
+        "HTTP requests with job deploy rules: {} ({} jobs requests for {} runs)",
+        out.requests,
+        want_jobs.len(),
+        runs.len()
+    );
+}
+
+#[tokio::test]
+async fn github_a_job_rule_matching_no_job_deploys_nothing_and_keeps_the_pipeline_runs() {
+    let Some(dir) = fixtures() else { return };
+    let server = MockServer::start().await;
+    let runs = mount_runs_with_jobs(&server, &dir).await;
+    let cfg = source(
+        "github",
+        &format!(
+            "api_url = \"{}\"\nrepos = [\"panjf2000/ants\"]\ndeploy_workflows = [\"lint.yml\"]\n\
+             [[deploy_rules]]\nworkflow = \"Tests\"\njob = \"^release\"\n",
+            server.uri()
+        ),
+    );
+    let (_d, st) = store();
+    let out = run(build("gh", &cfg).as_ref(), &st).await;
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let deps = deployments_of(&st.load(Kind::Deployments).await.unwrap());
+    let mut lint: Vec<String> = completed_runs(&runs, "Lint")
+        .map(|r| format!("github:panjf2000/ants/actions/runs/{}/deployment", r["id"]))
+        .collect();
+    lint.sort();
+    assert_eq!(
+        deps.keys().cloned().collect::<Vec<_>>(),
+        lint,
+        "no Tests run has a job named release; the deploy_workflows shorthand still makes whole-run deployments"
+    );
+    assert!(deps.values().all(|d| d.environment == "production"));
+    assert_eq!(
+        ids(&st, Kind::PipelineRuns).await.len(),
+        runs.iter().filter(|r| r["status"] == "completed").count()
+    );
+    let mut tests_runs: Vec<u64> = completed_runs(&runs, "Tests")
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    tests_runs.sort();
+    assert_eq!(
+        jobs_requests(&server).await,
+        tests_runs,
+        "jobs are fetched only for completed runs under a job rule"
+    );
+}
+
+#[tokio::test]
+async fn github_deploy_rule_config_errors_name_the_key_and_never_the_secret() {
+    let bad = source(
+        "github",
+        "token_env = \"TEST_TOKEN\"\nrepos = [\"a/b\"]\n[[deploy_rules]]\nworkflow = \"deploy.yml\"\n\
+         [[deploy_rules]]\nworkflow = \"release.yml\"\njob = \"deploy[- prod\"\n",
+    );
+    let e = match collect::build("gh", &bad, &env(), &MetricsConfig::default()) {
+        Ok(_) => panic!("an invalid job regex must be a config error"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("`sources.gh.deploy_rules[1].job`"), "{e}");
+    assert!(e.contains("not a valid regex"), "{e}");
+    assert!(!e.contains("tok-very-secret"), "{e}");
+    let missing = source("github", "repos = [\"a/b\"]\n[[deploy_rules]]\njob = \"deploy\"\n");
+    let e = match collect::build("gh", &missing, &env(), &MetricsConfig::default()) {
+        Ok(_) => panic!("a rule without workflow must be a config error"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("`sources.gh.deploy_rules[0].workflow`"), "{e}");
+}
+
+#[test]
+fn webhook_workflow_runs_under_a_job_rule_wait_for_the_poll() {
+    let Some(dir) = fixtures() else { return };
+    let mut payload = read(&dir, "github/octocrab/workflow_run_event.json")["payload"].clone();
+    payload["workflow_run"]["status"] = json!("completed");
+    payload["workflow_run"]["conclusion"] = json!("success");
+    let mapping = |rules: &str| {
+        let t: toml::Table = toml::from_str(rules).unwrap();
+        let env = BTreeMap::new();
+        GithubMapping::from_opts(&Opts::from_table("gh", &t, &env), &MetricsConfig::default()).unwrap()
+    };
+    let kinds = |m: &GithubMapping| -> Vec<String> {
+        github::webhook_records("workflow_run", &payload, m)
+            .unwrap()
+            .iter()
+            .map(Record::key)
+            .collect()
+    };
+    let by_job = kinds(&mapping(
+        "[[deploy_rules]]\nworkflow = \"fuzz and sanitize\"\njob = \"deploy\"\n",
+    ));
+    assert_eq!(
+        by_job,
+        ["github:artichoke/artichoke/actions/runs/1245374547"],
+        "the pipeline run only: the delivery carries no jobs"
+    );
+    let whole = kinds(&mapping("[[deploy_rules]]\nworkflow = \"Fuzz and Sanitize\"\n"));
+    assert_eq!(
+        whole,
+        [
+            "github:artichoke/artichoke/actions/runs/1245374547",
+            "github:artichoke/artichoke/actions/runs/1245374547/deployment"
+        ]
     );
 }

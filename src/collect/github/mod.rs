@@ -1,7 +1,8 @@
 //! GitHub (github.com or Enterprise via `api_url`): per repository, its service record (repository creation
 //! time, topics, `catalog-info.yaml`), deployments with their statuses, the commits each successful
-//! production deployment shipped (compare API), workflow runs (pipeline runs, and deployments for the
-//! configured deploy workflows), merged pull requests (changes) and issues labelled as incidents or tickets.
+//! production deployment shipped (compare API), workflow runs (pipeline runs, and deployments by the
+//! configured deploy rules on workflow, job and environment), merged pull requests (changes) and issues
+//! labelled as incidents or tickets.
 //!
 //! Where octocrab is used and where raw REST: octocrab builds the GitHub client (token, `base_uri`) and
 //! serves the typed calls whose answers are small and unconditional: the repository (`GET /repos/{o}/{r}`)
@@ -15,8 +16,20 @@
 //!
 //! Config keys: `api_url` (default `https://api.github.com`), `graphql_url` (default `<api_url>/graphql`, or
 //! `/api/graphql` on Enterprise when `api_url` ends in `/api/v3`), `pr_details` (`graphql` or `rest`), `token_env`, `repos = ["owner/name"]` and/or `org`, `service_map`,
-//! `incident_labels`, `ticket_labels`, `deploy_workflows`, `deploy_environment`, `catalog_path`
+//! `incident_labels`, `ticket_labels`, `deploy_rules`, `deploy_workflows`, `deploy_environment`, `catalog_path`
 //! (default `catalog-info.yaml`), plus the HTTP knobs of [`HttpOptions`].
+//!
+//! Deploy rules (`[[sources.<name>.deploy_rules]]`, ordered, the first whose workflow matches a run wins):
+//! `workflow` (required: a workflow name, file name or path, case-insensitive), `job` (optional regex,
+//! case-insensitive, on the run's job names) and `environment` (default `production`; the tier comes from it
+//! through the tier rules, never from a job name). Without `job` a completed run is one deployment
+//! (`<run id>/deployment`); with `job` each matching job with a success, failure or cancelled conclusion is one
+//! (`<run id>/jobs/<job id>`, the job's times and link, the run's head sha and the run as its `pipeline_run`, so
+//! the jobs of one run are one release), and a run with no matching job deploys nothing. `deploy_workflows`
+//! (with `deploy_environment`, default `production`) is shorthand for job-less rules, placed after
+//! `deploy_rules`. A job rule costs one jobs request per completed run of its workflow (shared with the failure
+//! class of a failed run); webhook deliveries carry no jobs, so the deployments of such runs come from the next
+//! poll.
 
 pub mod catalog;
 pub mod mapping;
@@ -56,6 +69,9 @@ pub struct GithubCollector {
 struct LastProd {
     sha: String,
     finished_at: i64,
+    /// Orders records finished in the same second (several jobs of one run); empty in cursors written before.
+    #[serde(default)]
+    id: String,
 }
 
 impl GithubCollector {
@@ -413,16 +429,22 @@ impl GithubCollector {
         for i in prod {
             let fin = records[i].finished_at.map(Ts::secs).unwrap_or(0);
             if let Some(l) = &last {
-                if fin <= l.finished_at {
+                if (fin, records[i].id.as_str()) <= (l.finished_at, l.id.as_str()) {
                     // Seen by an earlier run (a status changed since): its shipped set is already stored.
                     stale.push(i);
                     continue;
                 }
-                records[i].commits = self.compare(ctx, repo, scope, &l.sha, &records[i].sha).await?;
+                records[i].commits = if l.sha == records[i].sha {
+                    // Another job or environment of the same commit: nothing new reached production.
+                    Some(Vec::new())
+                } else {
+                    self.compare(ctx, repo, scope, &l.sha, &records[i].sha).await?
+                };
             }
             last = Some(LastProd {
                 sha: records[i].sha.clone(),
                 finished_at: fin,
+                id: records[i].id.clone(),
             });
         }
         if !stale.is_empty() {
@@ -511,10 +533,10 @@ impl GithubCollector {
             return Ok(0);
         }
         let mut cursors: Vec<(String, String)> = paged.etag.into_iter().collect();
-        let mut records = Vec::new();
         let mut marks = Vec::new();
         let mut seen = BTreeSet::new();
-        for run in paged.items.iter().filter(|r| !before(r, "created_at", start)) {
+        let mut runs: Vec<Value> = Vec::new();
+        for run in paged.items.into_iter().filter(|r| !before(r, "created_at", start)) {
             let Some(id) = run.get("id").and_then(Value::as_u64) else {
                 continue;
             };
@@ -525,27 +547,57 @@ impl GithubCollector {
             if let Some(t) = run.get("created_at").and_then(ts) {
                 marks.push((t, done));
             }
-            let failed = matches!(
-                run.get("conclusion").and_then(Value::as_str),
-                Some("failure" | "timed_out" | "startup_failure")
-            );
-            let class = if done && failed && !self.mapping.failure_class_rules.is_empty() {
+            runs.push(run);
+        }
+        let sc: &str = &scope;
+        // A run, its failure class, and its jobs when they were fetched.
+        type Fetched = anyhow::Result<(Value, Option<String>, Option<Vec<Value>>)>;
+        // One jobs fetch per run serves both the failure class of a failed run and the job-level deploy rules.
+        let fetched: Vec<Fetched> = stream::iter(runs)
+            .map(|run| async move {
+                let done = run.get("status").and_then(Value::as_str) == Some("completed");
+                let failed = matches!(
+                    run.get("conclusion").and_then(Value::as_str),
+                    Some("failure" | "timed_out" | "startup_failure")
+                );
+                let wants_class = done && failed && !self.mapping.failure_class_rules.is_empty();
+                if !wants_class && !mapping::deploy_needs_jobs(&run, &self.mapping) {
+                    return Ok((run, None, None));
+                }
+                let id = run.get("id").and_then(Value::as_u64).unwrap_or_default();
                 let jobs_url = format!("{}/repos/{repo}/actions/runs/{id}/jobs?per_page=100", self.api);
                 let jobs = self
                     .http
-                    .paginate(ctx, &scope, &jobs_url, Some("jobs"), false, |_| true)
-                    .await?;
-                Some(mapping::failure_class(&jobs.items, &self.mapping).unwrap_or_else(|| "unknown".into()))
-            } else {
-                None
-            };
-            if let Some(p) = mapping::pipeline_run(repo, service, run, class) {
+                    .paginate(ctx, sc, &jobs_url, Some("jobs"), false, |_| true)
+                    .await?
+                    .items;
+                let class = wants_class
+                    .then(|| mapping::failure_class(&jobs, &self.mapping).unwrap_or_else(|| "unknown".into()));
+                Ok((run, class, Some(jobs)))
+            })
+            .buffered(self.http.concurrency())
+            .collect()
+            .await;
+        let mut records = Vec::new();
+        let mut deployments = Vec::new();
+        for f in fetched {
+            let (run, class, jobs) = f?;
+            if let Some(p) = mapping::pipeline_run(repo, service, &run, class) {
                 records.push(Record::PipelineRun(p));
             }
-            if let Some(d) = mapping::run_deployment(repo, service, run, &self.mapping) {
-                records.push(Record::Deployment(d));
-            }
+            deployments.extend(mapping::run_deployments(
+                repo,
+                service,
+                &run,
+                jobs.as_deref(),
+                &self.mapping,
+            ));
         }
+        // Deployments made by workflows get their shipped commits like those of the deployments API: they share
+        // the repository's one production chain (METRICS.md).
+        self.fill_commits(ctx, repo, &scope, &mut deployments, &mut cursors)
+            .await?;
+        records.extend(deployments.into_iter().map(Record::Deployment));
         if let Some(mark) = low_water_mark(marks) {
             cursors.push((scope.clone(), mark.rfc3339()));
         }
