@@ -26,6 +26,13 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 fn pct(sorted: &[f64], q: f64) -> f64 {
     crate::metrics::stats::quantile_sorted(sorted, q).unwrap_or(f64::NAN)
 }
@@ -78,6 +85,7 @@ pub struct BenchOptions {
     pub clients: usize,
     pub requests: usize,
     pub skip_import: bool,
+    pub skip_api: bool,
 }
 
 pub async fn run(config: Config, env: BTreeMap<String, String>, opts: BenchOptions) -> anyhow::Result<()> {
@@ -126,6 +134,7 @@ pub async fn run(config: Config, env: BTreeMap<String, String>, opts: BenchOptio
     let t = Instant::now();
     let ds = load_dataset(store.as_ref(), &config.metrics, crate::domain::Ts::now()).await?;
     let load_s = t.elapsed().as_secs_f64();
+    let loaded_rss = rss_mib().unwrap_or(f64::NAN);
     let rows: BTreeMap<&str, usize> = [
         ("deployments", ds.deployments.len()),
         ("changes", ds.changes.len()),
@@ -165,9 +174,16 @@ pub async fn run(config: Config, env: BTreeMap<String, String>, opts: BenchOptio
         "baseline columnar scan: {scan_s:.3} s; ratio (build / scan) {:.0}",
         build_s / scan_s.max(1e-9)
     );
-    println!("peak memory (VmHWM): {:.0} MiB", peak_rss_mib().unwrap_or(f64::NAN));
+    println!(
+        "peak memory (VmHWM): {:.0} MiB; resident after the load: {loaded_rss:.0} MiB, with the models: {:.0} MiB",
+        peak_rss_mib().unwrap_or(f64::NAN),
+        rss_mib().unwrap_or(f64::NAN)
+    );
     drop(computed);
     drop(store);
+    if opts.skip_api {
+        return Ok(());
+    }
 
     println!(
         "\n## API latency ({} clients × {} requests, warm)",

@@ -109,6 +109,9 @@ pub enum Command {
         /// Measure on what the store already holds.
         #[arg(long)]
         skip_import: bool,
+        /// Stop after the full recompute (no API or /metrics measurements).
+        #[arg(long)]
+        skip_api: bool,
     },
     /// Print the quarterly platform review: DORA per team with levels and change, adoption,
     /// time-to-first-deploy, developer satisfaction, support load.
@@ -268,6 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             clients,
             requests,
             skip_import,
+            skip_api,
         } => {
             crate::bench::run(
                 config,
@@ -277,6 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     clients,
                     requests,
                     skip_import,
+                    skip_api,
                 },
             )
             .await?;
