@@ -73,11 +73,7 @@ impl App {
             ingest: Ingestor::new(store.clone(), spool),
             store,
             ingest_token,
-            data: DataCache {
-                version,
-                ttl,
-                cached: tokio::sync::Mutex::new(None),
-            },
+            data: DataCache::new(version, ttl, FRESH_WAIT),
             responses: ResponseCache::default(),
             observe: crate::observe::Observe::new(),
             collectors: crate::collect::CollectorHealth::new(),
@@ -130,7 +126,7 @@ impl App {
 
     /// The metrics computed from the current data (cached per data version).
     pub async fn computed(&self) -> Result<Arc<Computed>, StoreError> {
-        self.data.get(self.store.as_ref(), &self.config).await
+        self.data.get(&self.store, &self.config).await
     }
 }
 
@@ -190,41 +186,130 @@ fn open_raw_store(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Re
 /// most `ttl` old: [`SHARED_STORE_TTL`] when other processes can write the store (ClickHouse: other replicas,
 /// `pavemeter import`), [`LOCAL_STORE_TTL`] for the embedded store, which this process alone writes (its lock
 /// is exclusive), so only the ages measured against "now" (undeployed changes, unrecovered releases) drift.
+///
+/// A rebuild runs as its own task, one at a time. A reader that finds the model out of date waits for the
+/// rebuild at most `fresh_wait` and is then given the previous model: on a large installation a rebuild takes
+/// minutes, and ingest writes arrive every few seconds, so waiting for freshness would block every dashboard
+/// indefinitely. Small installations rebuild well inside `fresh_wait`, so a write is visible to the next read.
+/// A failed rebuild (store down) also leaves readers on the previous model; with none, the error is returned.
 pub struct DataCache {
     version: Arc<AtomicU64>,
     ttl: Duration,
-    cached: tokio::sync::Mutex<Option<(u64, Instant, Arc<Computed>)>>,
+    fresh_wait: Duration,
+    current: Arc<std::sync::Mutex<Option<(u64, Instant, Arc<Computed>)>>>,
+    /// The rebuild in flight (for the data version it started at), shared by every reader waiting for it.
+    building: tokio::sync::Mutex<Option<(u64, Rebuild)>>,
+    /// Held by the rebuild that is loading or computing, so two never hold the memory of a build at once.
+    build_lock: Arc<tokio::sync::Mutex<()>>,
 }
+
+type Rebuild = futures::future::Shared<futures::future::BoxFuture<'static, Result<Arc<Computed>, String>>>;
 
 pub const SHARED_STORE_TTL: Duration = Duration::from_secs(30);
 pub const LOCAL_STORE_TTL: Duration = Duration::from_secs(300);
+/// How long a read waits for a rebuild before it is answered from the previous model.
+pub const FRESH_WAIT: Duration = Duration::from_secs(5);
 
 impl DataCache {
+    pub fn new(version: Arc<AtomicU64>, ttl: Duration, fresh_wait: Duration) -> DataCache {
+        DataCache {
+            version,
+            ttl,
+            fresh_wait,
+            current: Arc::default(),
+            building: tokio::sync::Mutex::new(None),
+            build_lock: Arc::default(),
+        }
+    }
+
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::SeqCst)
+    }
+
+    /// The data version of the model readers are given now (`None` before the first build).
+    pub fn model_version(&self) -> Option<u64> {
+        lock_current(&self.current).as_ref().map(|(v, _, _)| *v)
     }
 
     pub fn invalidate(&self) {
         self.version.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub async fn get(&self, store: &dyn Store, config: &Config) -> Result<Arc<Computed>, StoreError> {
-        let mut guard = self.cached.lock().await;
-        let now_version = self.version();
-        if let Some((v, at, c)) = guard.as_ref() {
-            if *v == now_version && at.elapsed() < self.ttl {
+    pub async fn get(&self, store: &DynStore, config: &Config) -> Result<Arc<Computed>, StoreError> {
+        let version = self.version();
+        let previous = lock_current(&self.current).clone();
+        if let Some((v, at, c)) = &previous {
+            if *v >= version && at.elapsed() < self.ttl {
                 return Ok(c.clone());
             }
         }
-        let dataset = load_dataset(store, &config.metrics, Ts::now()).await?;
-        let metrics = config.metrics.clone();
-        let computed = cpu(move || Computed::build(dataset, &metrics))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("metric computation failed: {e}")))?;
-        let computed = Arc::new(computed);
-        *guard = Some((now_version, Instant::now(), computed.clone()));
-        Ok(computed)
+        let rebuild = self.rebuild(version, store, config).await;
+        let result = match &previous {
+            Some(_) => match tokio::time::timeout(self.fresh_wait, rebuild).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "the model of data version {version} is still being built (waited {:?})",
+                    self.fresh_wait
+                )),
+            },
+            None => rebuild.await,
+        };
+        match (result, previous) {
+            (Ok(c), _) => Ok(c),
+            (Err(e), Some((v, _, c))) => {
+                tracing::warn!(error = %e, model_version = v, "Answering from the previous model");
+                Ok(c)
+            }
+            (Err(e), None) => Err(StoreError::Unavailable(e)),
+        }
     }
+
+    /// The rebuild for `version`: the one in flight for it, or a new task. Tasks queue on the build lock; one
+    /// that finds a model built after it was asked for returns that model instead of building again.
+    async fn rebuild(&self, version: u64, store: &DynStore, config: &Config) -> Rebuild {
+        use futures::FutureExt;
+        let mut building = self.building.lock().await;
+        if let Some((v, r)) = building.as_ref() {
+            if *v == version {
+                return r.clone();
+            }
+        }
+        let (store, metrics) = (store.clone(), config.metrics.clone());
+        let (current, build_lock, counter) = (self.current.clone(), self.build_lock.clone(), self.version.clone());
+        let asked = Instant::now();
+        let task = tokio::spawn(async move {
+            let _building = build_lock.lock().await;
+            if let Some((v, at, c)) = lock_current(&current).clone() {
+                if v >= version && at > asked {
+                    return Ok(c);
+                }
+            }
+            // Tagged with the version at load start: everything written before it is in this model.
+            let loaded_version = counter.load(Ordering::SeqCst);
+            let dataset = load_dataset(store.as_ref(), &metrics, Ts::now())
+                .await
+                .map_err(|e| e.to_string())?;
+            let computed = cpu(move || Computed::build(dataset, &metrics))
+                .await
+                .map(Arc::new)
+                .map_err(|e| format!("metric computation failed: {e}"))?;
+            let mut slot = lock_current(&current);
+            if slot.as_ref().is_none_or(|(v, _, _)| *v <= loaded_version) {
+                *slot = Some((loaded_version, Instant::now(), computed.clone()));
+            }
+            Ok(computed)
+        });
+        let r: Rebuild = async move { task.await.map_err(|e| format!("the rebuild task ended: {e}"))? }
+            .boxed()
+            .shared();
+        *building = Some((version, r.clone()));
+        r
+    }
+}
+
+fn lock_current<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding it leaves a whole model or none: both are safe to read.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs CPU-heavy metric code on a plain thread, outside any async runtime: polars' lazy engine blocks in
@@ -553,4 +638,144 @@ pub fn scheduled_sources(
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Deployment;
+    use crate::store::local::LocalStore;
+
+    /// The embedded store with a switchable delay on every load, standing in for a rebuild that takes minutes.
+    struct SlowStore {
+        inner: LocalStore,
+        delay_ms: AtomicU64,
+    }
+
+    #[async_trait]
+    impl Store for SlowStore {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.migrate().await
+        }
+        async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.pending_migrations().await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.inner.ping().await
+        }
+        async fn upsert(&self, batch: &[Versioned]) -> Result<(), StoreError> {
+            self.inner.upsert(batch).await
+        }
+        async fn tombstone(&self, kind: Kind, key: &str, version: u64) -> Result<(), StoreError> {
+            self.inner.tombstone(kind, key, version).await
+        }
+        async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+            tokio::time::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))).await;
+            self.inner.load(kind).await
+        }
+        async fn get_cursor(&self, source: &str, scope: &str) -> Result<Option<String>, StoreError> {
+            self.inner.get_cursor(source, scope).await
+        }
+        async fn set_cursor(&self, source: &str, scope: &str, value: &str) -> Result<(), StoreError> {
+            self.inner.set_cursor(source, scope, value).await
+        }
+        async fn upsert_snapshots(&self, snapshots: &[ServiceSnapshot], version: u64) -> Result<(), StoreError> {
+            self.inner.upsert_snapshots(snapshots, version).await
+        }
+        async fn load_snapshots(&self) -> Result<Vec<ServiceSnapshot>, StoreError> {
+            self.inner.load_snapshots().await
+        }
+        async fn instance_salt(&self) -> Result<String, StoreError> {
+            self.inner.instance_salt().await
+        }
+    }
+
+    fn deployment(id: &str) -> Versioned {
+        Versioned {
+            version: store::next_version(),
+            record: Record::Deployment(Deployment {
+                id: id.into(),
+                service: "checkout".into(),
+                repository: Some("acme/checkout".into()),
+                environment: "production".into(),
+                environment_tier: None,
+                sha: format!("{id}-sha"),
+                status: "success".into(),
+                started_at: None,
+                finished_at: Some(Ts::from_secs(1_780_000_000)),
+                pipeline_run: None,
+                source: None,
+                url: None,
+                commits: None,
+            }),
+        }
+    }
+
+    async fn deployments_seen(cache: &DataCache, store: &DynStore, config: &Config) -> usize {
+        cache.get(store, config).await.unwrap().dataset.deployments.len()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_rebuild_answers_from_the_previous_model_and_a_quick_one_from_the_new() {
+        let tmp = tempfile::tempdir().unwrap();
+        let slow = Arc::new(SlowStore {
+            inner: LocalStore::open(tmp.path(), 16).unwrap(),
+            delay_ms: AtomicU64::new(0),
+        });
+        let store: DynStore = slow.clone();
+        let config = Config::default();
+        let cache = DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_millis(300));
+
+        store.upsert(&[deployment("d1")]).await.unwrap();
+        assert_eq!(cache.model_version(), None);
+        assert_eq!(deployments_seen(&cache, &store, &config).await, 1);
+        assert_eq!(cache.model_version(), Some(1));
+
+        // A quick rebuild: the write is visible to the next read.
+        store.upsert(&[deployment("d2")]).await.unwrap();
+        cache.invalidate();
+        assert_eq!(deployments_seen(&cache, &store, &config).await, 2);
+
+        // A slow one: the read is answered from the previous model, and the rebuild goes on without it.
+        slow.delay_ms.store(3_000, Ordering::SeqCst);
+        store.upsert(&[deployment("d3")]).await.unwrap();
+        cache.invalidate();
+        assert_eq!(deployments_seen(&cache, &store, &config).await, 2, "previous model");
+        assert_eq!(
+            deployments_seen(&cache, &store, &config).await,
+            2,
+            "the same rebuild, joined"
+        );
+        slow.delay_ms.store(0, Ordering::SeqCst);
+        let mut seen = 0;
+        for _ in 0..100 {
+            seen = deployments_seen(&cache, &store, &config).await;
+            if seen == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen, 3, "the rebuild finished and replaced the model");
+        assert_eq!(cache.model_version(), Some(3));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_rebuild_keeps_the_previous_model_and_with_none_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: DynStore = Arc::new(LocalStore::open(tmp.path(), 16).unwrap());
+        let mut config = Config::default();
+        let cache = DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_secs(5));
+        store.upsert(&[deployment("d1")]).await.unwrap();
+        assert_eq!(deployments_seen(&cache, &store, &config).await, 1);
+        // A knob the load cannot use makes every rebuild fail.
+        config.metrics.slo.pipeline_success.window = "soon".into();
+        cache.invalidate();
+        assert_eq!(deployments_seen(&cache, &store, &config).await, 1);
+        let fresh = DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_secs(5));
+        let err = fresh.get(&store, &config).await.err().expect("no previous model");
+        assert!(err.to_string().contains("metrics.slo.pipeline_success.window"), "{err}");
+    }
 }

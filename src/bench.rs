@@ -199,10 +199,11 @@ pub async fn run(config: Config, env: BTreeMap<String, String>, opts: BenchOptio
     // "Warm" means after the start-up jobs: the daily service snapshot that `serve` writes first is a write, and
     // it makes the next request rebuild the model (measured: a 44 s p99 on bench-medium when this was skipped).
     loop {
-        let before = state.data.version();
         state.computed().await?;
+        let version = state.data.version();
         tokio::time::sleep(Duration::from_secs(3)).await;
-        if state.data.version() == before {
+        let built = state.data.model_version().is_some_and(|m| m >= version);
+        if built && state.data.version() == version {
             break;
         }
     }

@@ -111,15 +111,18 @@ async fn require_token_for_reads(State(state): State<AppState>, req: Request, ne
 }
 
 /// Serves repeated read queries from memory: a 200 answer is kept per (path and query, data version) for at
-/// most 30 s, so dashboard reloads cost a lookup and any write invalidates at once.
+/// most 30 s, so dashboard reloads cost a lookup and any write invalidates at once. An answer is kept only when
+/// the model was already up to date for that version before the handler ran, so an answer from the previous
+/// model (while a rebuild runs, see `DataCache`) is never kept under the new version.
 async fn cache_reads(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let key = req.uri().to_string();
     let version = state.data.version();
     if let Some((ctype, body)) = state.responses.get(&key, version) {
         return ([(axum::http::header::CONTENT_TYPE, ctype)], body).into_response();
     }
+    let keep = state.data.model_version().is_some_and(|v| v >= version);
     let resp = next.run(req).await;
-    if resp.status() != axum::http::StatusCode::OK {
+    if resp.status() != axum::http::StatusCode::OK || !keep {
         return resp;
     }
     let (parts, body) = resp.into_parts();
