@@ -747,7 +747,8 @@ impl Store for LocalStore {
 
     #[tracing::instrument(skip(self), fields(store = "local"))]
     async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
-        self.blocking(move |inner| inner.load(kind, |r| r.finished_since(since))).await
+        self.blocking(move |inner| inner.load(kind, |r| r.finished_since(since)))
+            .await
     }
 
     async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
@@ -983,7 +984,12 @@ mod tests {
         assert_eq!(store.load_since(Kind::PipelineRuns, at_finish).await.unwrap().len(), 1);
         assert!(store.load_since(Kind::PipelineRuns, after).await.unwrap().is_empty());
         for r in records.iter().filter(|r| r.kind() != Kind::PipelineRuns) {
-            assert_eq!(store.load_since(r.kind(), after).await.unwrap(), vec![r.clone()], "{}", r.kind());
+            assert_eq!(
+                store.load_since(r.kind(), after).await.unwrap(),
+                vec![r.clone()],
+                "{}",
+                r.kind()
+            );
         }
     }
 

@@ -247,7 +247,14 @@ async fn clickhouse_load_since_bounds_pipeline_runs_in_the_query() {
         })
         .unwrap();
     let after = Ts::from_secs(run_finished.secs() + 1);
-    assert_eq!(db.store.load_since(Kind::PipelineRuns, run_finished).await.unwrap().len(), 1);
+    assert_eq!(
+        db.store
+            .load_since(Kind::PipelineRuns, run_finished)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(db.store.load_since(Kind::PipelineRuns, after).await.unwrap().is_empty());
     for rec in records.iter().filter(|r| r.kind() != Kind::PipelineRuns) {
         assert_eq!(db.store.load_since(rec.kind(), after).await.unwrap(), vec![rec.clone()]);
