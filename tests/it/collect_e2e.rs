@@ -5,71 +5,24 @@
 //! fixtures folder.
 
 use crate::clickhouse_store::TestDb;
+use crate::collectors::{data, fixtures, read, serve_etag};
 use pavemeter::config::Config;
 use pavemeter::domain::{Kind, Record, Ts};
 use pavemeter::store::clickhouse::ClickHouseStore;
 use pavemeter::store::Store;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use wiremock::matchers::{body_partial_json, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const REPO: &str = "panjf2000/ants";
+
 const GITHUB_TOKEN: &str = "gh-e2e-token-do-not-print";
 const PAGERDUTY_TOKEN: &str = "pd-e2e-token-do-not-print";
 const JIRA_TOKEN: &str = "jira-e2e-token-do-not-print";
 const JIRA_EMAIL: &str = "e2e@example.com";
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is absent; the end-to-end collect tests serve the shared real payloads",
-            dir.display()
-        );
-        None
-    }
-}
-
-fn read(dir: &Path, rel: &str) -> Value {
-    let text = std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("reading fixture {rel}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing fixture {rel}: {e}"))
-}
-
-/// The `data` objects of a DevLake raw-table file.
-fn data(dir: &Path, rel: &str) -> Vec<Value> {
-    read(dir, rel)["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["data"].clone())
-        .collect()
-}
-
-/// Serves `body` at `p` with an ETag, and 304 to requests that send it back (as GitHub does).
-async fn serve_etag(server: &MockServer, p: &str, body: Value, etag: &str) {
-    Mock::given(method("GET"))
-        .and(path(p))
-        .and(header("if-none-match", etag))
-        .respond_with(ResponseTemplate::new(304).insert_header("etag", etag))
-        .with_priority(1)
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(p))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("etag", etag)
-                .set_body_json(body),
-        )
-        .with_priority(5)
-        .mount(server)
-        .await;
-}
 
 /// What the GitHub fixtures must become, derived from the payloads themselves.
 struct GithubExpect {

@@ -19,26 +19,26 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{body_partial_json, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn fixtures() -> Option<PathBuf> {
+pub(crate) fn fixtures() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
     if dir.is_dir() {
         Some(dir)
     } else {
         eprintln!(
-            "SKIPPED: {} is absent; the collector fixture tests need the shared real payloads",
+            "SKIPPED: {} is absent; the collector fixture tests serve the shared real payloads",
             dir.display()
         );
         None
     }
 }
 
-fn read(dir: &std::path::Path, rel: &str) -> Value {
+pub(crate) fn read(dir: &std::path::Path, rel: &str) -> Value {
     let text = std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("reading fixture {rel}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing fixture {rel}: {e}"))
 }
 
 /// The `data` objects of a DevLake raw-table file.
-fn data(dir: &std::path::Path, rel: &str) -> Vec<Value> {
+pub(crate) fn data(dir: &std::path::Path, rel: &str) -> Vec<Value> {
     read(dir, rel)["records"]
         .as_array()
         .unwrap()
@@ -89,8 +89,8 @@ fn client(name: &str) -> PoliteClient {
     PoliteClient::new(name, Auth::Bearer("tok-very-secret".into()), opts, &[]).unwrap()
 }
 
-/// Serves `body` at `p` with an ETag, and 304 to requests that send it back.
-async fn serve_etag(server: &MockServer, p: &str, body: Value, etag: &str) {
+/// Serves `body` at `p` with an ETag, and 304 to requests that send it back (as GitHub does).
+pub(crate) async fn serve_etag(server: &MockServer, p: &str, body: Value, etag: &str) {
     Mock::given(method("GET"))
         .and(path(p))
         .and(header("if-none-match", etag))
