@@ -5,16 +5,16 @@
 //! fixtures folder.
 
 use crate::clickhouse_store::TestDb;
-use crate::collectors::{data, fixtures, read, serve_etag};
+use crate::collectors::{data, fixtures, read};
 use pavemeter::config::Config;
 use pavemeter::domain::{Kind, Record, Ts};
 use pavemeter::store::clickhouse::ClickHouseStore;
 use pavemeter::store::Store;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wiremock::matchers::{body_partial_json, header, method, path, path_regex, query_param};
+use wiremock::matchers::{body_partial_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const REPO: &str = "panjf2000/ants";
@@ -33,108 +33,14 @@ struct GithubExpect {
     deployments: Vec<String>,
 }
 
-/// The fixture repository panjf2000/ants over REST and GraphQL, as tests/it/collectors.rs mounts it (its
-/// helpers are private to that module).
+/// The fixture repository panjf2000/ants over REST and GraphQL (mounted as the collector tests mount it), and
+/// what collecting it must store.
 async fn mount_github(server: &MockServer, dir: &Path) -> GithubExpect {
-    let repo = format!("/repos/{REPO}");
-    Mock::given(method("GET"))
-        .and(path(repo.as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1, "name": "ants", "full_name": REPO, "url": format!("{}{repo}", server.uri()), "created_at": "2018-05-19T14:42:32Z", "topics": ["goroutine-pool"]})))
-        .mount(server)
-        .await;
-    let catalog = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ants-pool\nspec:\n  owner: group:default/gophers\n  lifecycle: production\n";
-    Mock::given(method("GET"))
-        .and(path(format!("{repo}/contents/catalog-info.yaml")))
-        .and(header("if-none-match", "\"cat1\""))
-        .respond_with(ResponseTemplate::new(304))
-        .with_priority(1)
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{repo}/contents/catalog-info.yaml")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("etag", "\"cat1\"")
-                .set_body_string(catalog),
-        )
-        .with_priority(5)
-        .mount(server)
-        .await;
+    crate::collectors::mount_github(server, dir).await;
     let deployments = read(dir, "github/octocrab/repo_deployments.json");
-    serve_etag(server, &format!("{repo}/deployments"), deployments.clone(), "\"dep\"").await;
-    serve_etag(
-        server,
-        &format!("{repo}/deployments/1/statuses"),
-        read(dir, "github/octocrab/repo_deployment_statuses.json"),
-        "\"st1\"",
-    )
-    .await;
-    serve_etag(server, &format!("{repo}/deployments/2/statuses"), json!([]), "\"st2\"").await;
     let runs = data(dir, "github/devlake-captured/actions_runs.json");
-    serve_etag(
-        server,
-        &format!("{repo}/actions/runs"),
-        json!({"total_count": runs.len(), "workflow_runs": runs}),
-        "\"runs\"",
-    )
-    .await;
     let prs = data(dir, "github/devlake-captured/pulls_state_all.json");
-    serve_etag(server, &format!("{repo}/pulls"), Value::Array(prs.clone()), "\"pulls\"").await;
-    let mut by_pr: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
-    for r in read(dir, "github/devlake-captured/pull_request_commits.json")["records"]
-        .as_array()
-        .unwrap()
-    {
-        by_pr
-            .entry(r["request_input"]["Number"].as_u64().unwrap())
-            .or_default()
-            .push(r["data"].clone());
-    }
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/repos/panjf2000/ants/pulls/\d+/(commits|reviews)$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .with_priority(9)
-        .mount(server)
-        .await;
     let issues = data(dir, "github/devlake-captured/issues_state_all.json");
-    serve_etag(
-        server,
-        &format!("{repo}/issues"),
-        Value::Array(issues.clone()),
-        "\"issues\"",
-    )
-    .await;
-    // PR details over GraphQL, answered from the captured REST commits in GraphQL's shape.
-    Mock::given(method("POST"))
-        .and(path("/graphql"))
-        .respond_with(move |req: &wiremock::Request| {
-            let body: Value = serde_json::from_slice(&req.body).unwrap();
-            let query = body["query"].as_str().unwrap_or_default();
-            let mut repo = serde_json::Map::new();
-            for cap in regex::Regex::new(r"pr(\d+): pullRequest\(number: (\d+)\)").unwrap().captures_iter(query) {
-                let n: u64 = cap[2].parse().unwrap();
-                let nodes: Vec<Value> = by_pr
-                    .get(&n)
-                    .map(|cs| {
-                        cs.iter()
-                            .map(|c| {
-                                let user = if c["author"].get("login").is_some() {
-                                    json!({"login": c["author"]["login"]})
-                                } else {
-                                    Value::Null
-                                };
-                                json!({"commit": {"oid": c["sha"], "authoredDate": c["commit"]["author"]["date"], "author": {"user": user}}})
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                repo.insert(format!("pr{n}"), json!({"commits": {"nodes": nodes}, "reviews": {"nodes": []}}));
-            }
-            ResponseTemplate::new(200).set_body_json(json!({"data": {"repository": repo}}))
-        })
-        .mount(server)
-        .await;
-
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v.dedup();
@@ -542,15 +448,7 @@ async fn serve_runs_the_scheduled_collectors() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let (changes, metrics) = loop {
         let changes = keys(&db.store, Kind::Changes).await;
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.get_text("/metrics").await;
         let runs = series(&metrics, "pavemeter_collector_runs_total");
         if changes == gh.changes && runs >= Some(1.0) {
             break (changes, metrics);

@@ -90,7 +90,7 @@ fn client(name: &str) -> PoliteClient {
 }
 
 /// Serves `body` at `p` with an ETag, and 304 to requests that send it back (as GitHub does).
-pub(crate) async fn serve_etag(server: &MockServer, p: &str, body: Value, etag: &str) {
+async fn serve_etag(server: &MockServer, p: &str, body: Value, etag: &str) {
     Mock::given(method("GET"))
         .and(path(p))
         .and(header("if-none-match", etag))
@@ -308,7 +308,7 @@ fn webhook_deliveries_map_and_bad_signatures_are_rejected() {
 }
 
 /// Mounts the fixture repository panjf2000/ants (plus octocrab's deployments) on `server`.
-async fn mount_github(server: &MockServer, dir: &std::path::Path) -> (usize, Vec<u64>) {
+pub(crate) async fn mount_github(server: &MockServer, dir: &std::path::Path) -> (usize, Vec<u64>) {
     let repo = "/repos/panjf2000/ants";
     Mock::given(method("GET"))
         .and(path(repo))

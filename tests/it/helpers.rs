@@ -121,6 +121,18 @@ impl TestApp {
         )
     }
 
+    /// The body of a GET, whatever its status.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Stops the server and waits for its jobs, releasing the store (and the embedded store's lock).
     pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.stop.take() {

@@ -76,15 +76,7 @@ async fn a_real_prometheus_scrapes_metrics_with_the_expected_series() {
     let app = demo_app().await;
     // The snapshot is refreshed by the job; wait for its first run.
     for _ in 0..600 {
-        let body = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = app.get_text("/metrics").await;
         if body.contains("pavemeter_slo_target_ratio{") {
             break;
         }
