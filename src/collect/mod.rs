@@ -26,7 +26,7 @@ pub mod survey_csv;
 
 use crate::config::{MetricsConfig, SourceConfig, TierRule};
 use crate::domain::{CausedBy, Record, Ts};
-use crate::store::{next_version, DynStore, Versioned};
+use crate::store::{DynStore, Versioned};
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -149,13 +149,7 @@ impl RunCtx {
     ) -> anyhow::Result<usize> {
         let n = records.len();
         if n > 0 {
-            let batch: Vec<Versioned> = records
-                .into_iter()
-                .map(|record| Versioned {
-                    version: next_version(),
-                    record,
-                })
-                .collect();
+            let batch = Versioned::stamp(records);
             self.store
                 .upsert(&batch)
                 .await

@@ -74,13 +74,7 @@ impl Ingestor {
         if records.is_empty() {
             return Ok(Destination::Store);
         }
-        let batch: Vec<Versioned> = records
-            .into_iter()
-            .map(|record| Versioned {
-                version: next_version(),
-                record,
-            })
-            .collect();
+        let batch = Versioned::stamp(records);
         let dest = match self.store.upsert(&batch).await {
             Ok(()) => Destination::Store,
             Err(e) if e.is_unavailable() => {

@@ -47,6 +47,19 @@ pub struct Versioned {
     pub record: Record,
 }
 
+impl Versioned {
+    /// Each record with a fresh version, in order: what every writer (ingest, collectors) stores.
+    pub fn stamp(records: Vec<Record>) -> Vec<Versioned> {
+        records
+            .into_iter()
+            .map(|record| Versioned {
+                version: next_version(),
+                record,
+            })
+            .collect()
+    }
+}
+
 /// A service as it was on one day: what team and cohort its records count for (METRICS.md Scopes).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceSnapshot {

@@ -348,15 +348,7 @@ async fn kill_dash_nine_after_202_loses_nothing() {
     wait_up().await;
     let mut n = 0;
     for _ in 0..100 {
-        let out = reqwest::get(format!(
-            "{url}/?database={db}&query=SELECT%20count()%20FROM%20deployments%20FINAL"
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-        n = out.trim().parse::<u64>().unwrap_or(0);
+        n = deployments_in_clickhouse(&url, &db).await.parse().unwrap_or(0);
         if n == 20 {
             break;
         }
@@ -430,15 +422,7 @@ async fn importing_the_same_file_twice_gives_the_same_counts_clickhouse() {
         );
     }
     check_idempotent_import(&env, dir.path());
-    let out = reqwest::get(format!(
-        "{url}/?database={db}&query=SELECT%20count()%20FROM%20deployments%20FINAL"
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
-    assert_eq!(out.trim(), "500");
+    assert_eq!(deployments_in_clickhouse(&url, &db).await, "500");
 }
 
 #[tokio::test]
@@ -481,4 +465,18 @@ async fn a_second_process_on_the_same_data_directory_gets_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another pavemeter process"), "{err}");
     app.stop().await;
+}
+
+/// `SELECT count() FROM deployments FINAL` over ClickHouse's HTTP interface, trimmed.
+async fn deployments_in_clickhouse(url: &str, db: &str) -> String {
+    reqwest::get(format!(
+        "{url}/?database={db}&query=SELECT%20count()%20FROM%20deployments%20FINAL"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap()
+    .trim()
+    .to_string()
 }
