@@ -391,12 +391,43 @@ pub(crate) async fn mount_github(server: &MockServer, dir: &std::path::Path) -> 
         "\"issues\"",
     )
     .await;
-    // GraphQL PR details, answered from the same captured commits in GraphQL's shape.
+    // GraphQL PR details, answered from the same captured commits in GraphQL's shape, and the deployment
+    // statuses by node id, answered from the same REST statuses.
     let gql_commits = by_pr.clone();
+    let deployments = read(dir, "github/octocrab/repo_deployments.json");
+    let statuses_of = |id: u64| {
+        if id == 1 {
+            read(dir, "github/octocrab/repo_deployment_statuses.json")
+        } else {
+            json!([])
+        }
+    };
+    let gql_nodes: BTreeMap<String, Value> = deployments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let node = d["node_id"].as_str().unwrap().to_string();
+            let statuses: Vec<Value> = statuses_of(d["id"].as_u64().unwrap())
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| json!({"state": s["state"].as_str().unwrap().to_uppercase(), "createdAt": s["created_at"], "updatedAt": s["updated_at"], "logUrl": s["log_url"]}))
+                .collect();
+            (node.clone(), json!({"id": node, "statuses": {"nodes": statuses}}))
+        })
+        .collect();
     Mock::given(method("POST"))
         .and(path("/graphql"))
         .respond_with(move |req: &wiremock::Request| {
             let body: Value = serde_json::from_slice(&req.body).unwrap();
+            if let Some(ids) = body["variables"]["ids"].as_array() {
+                let nodes: Vec<Value> = ids
+                    .iter()
+                    .map(|i| gql_nodes.get(i.as_str().unwrap()).cloned().unwrap_or(Value::Null))
+                    .collect();
+                return ResponseTemplate::new(200).set_body_json(json!({"data": {"nodes": nodes}}));
+            }
             let query = body["query"].as_str().unwrap();
             let mut repo = serde_json::Map::new();
             for cap in regex::Regex::new(r"pr(\d+): pullRequest\(number: (\d+)\)").unwrap().captures_iter(query) {
@@ -446,15 +477,19 @@ async fn github_backfill_then_a_no_change_sync_costs_only_free_304s() {
     let Some(dir) = fixtures() else { return };
     let graphql = github_backfill(&dir, "graphql").await;
     let rest = github_backfill(&dir, "rest").await;
-    assert_eq!(graphql, rest, "GraphQL and REST PR details give the same changes");
+    assert_eq!(
+        graphql, rest,
+        "GraphQL and REST (PR details, deployment statuses) store the same records"
+    );
 }
 
-/// Backfills the fixture repository, then syncs again with nothing changed; returns the stored changes.
-async fn github_backfill(dir: &std::path::Path, pr_details: &str) -> Vec<Record> {
+/// Backfills the fixture repository, then syncs again with nothing changed; returns every stored record but
+/// the pipeline runs. `api` (graphql or rest) is used for both the PR details and the deployment statuses.
+async fn github_backfill(dir: &std::path::Path, api: &str) -> Vec<Record> {
     let dir = dir.to_path_buf();
     let server = MockServer::start().await;
     let (_n, merged) = mount_github(&server, &dir).await;
-    let cfg = source("github", &format!("api_url = \"{}\"\ntoken_env = \"TEST_TOKEN\"\nrepos = [\"panjf2000/ants\"]\nincident_labels = [\"bug\"]\nticket_labels = [\"question\"]\npr_details = \"{pr_details}\"\n", server.uri()));
+    let cfg = source("github", &format!("api_url = \"{}\"\ntoken_env = \"TEST_TOKEN\"\nrepos = [\"panjf2000/ants\"]\nincident_labels = [\"bug\"]\nticket_labels = [\"question\"]\npr_details = \"{api}\"\ndeployment_statuses = \"{api}\"\n", server.uri()));
     let gh = build("gh", &cfg);
     let (_d, st) = store();
 
@@ -553,22 +588,40 @@ async fn github_backfill(dir: &std::path::Path, pr_details: &str) -> Vec<Record>
         "the catalog and the four list scopes answer 304: {second:?}"
     );
     println!(
-        "HTTP requests ({pr_details} PR details): full backfill {} ({} records, {} merged PRs), no-change incremental sync {} ({} answered 304)",
+        "HTTP requests ({api} PR details and deployment statuses): full backfill {} ({} records, {} merged PRs, 2 deployments), no-change incremental sync {} ({} answered 304)",
         first.requests, first.records, merged.len(), second.requests, second.not_modified
     );
-    // repository + catalog + deployments + 2 statuses + runs + pulls + issues, then the PR details: commits and
-    // reviews per merged PR over REST, or one GraphQL query per 25 PRs.
-    let details = if pr_details == "rest" {
-        2 * merged.len() as u64
+    // repository + catalog + deployments + runs + pulls + issues, then the statuses (one REST call per
+    // deployment, or one GraphQL query per 100) and the PR details (commits and reviews per merged PR over
+    // REST, or one GraphQL query per 25 PRs).
+    let (statuses, details) = if api == "rest" {
+        (2, 2 * merged.len() as u64)
     } else {
-        merged.len().div_ceil(25) as u64
+        (1, merged.len().div_ceil(25) as u64)
     };
-    assert_eq!(first.requests, 8 + details);
+    assert_eq!(first.requests, 6 + statuses + details);
+    let graphql_calls = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/graphql")
+        .count() as u64;
+    assert_eq!(graphql_calls, if api == "rest" { 0 } else { 1 + details });
     // repository (octocrab, unconditional) + five 304s.
     assert_eq!(second.requests, 6);
-    let mut changes = st.load(Kind::Changes).await.unwrap();
-    changes.sort_by_key(Record::key);
-    changes
+    let mut records = Vec::new();
+    for kind in [
+        Kind::Deployments,
+        Kind::Changes,
+        Kind::Incidents,
+        Kind::Tickets,
+        Kind::Services,
+    ] {
+        records.extend(st.load(kind).await.unwrap());
+    }
+    records.sort_by_key(Record::key);
+    records
 }
 
 async fn futures_counts(st: &DynStore) -> Vec<usize> {
@@ -579,23 +632,21 @@ async fn futures_counts(st: &DynStore) -> Vec<usize> {
     v
 }
 
-#[tokio::test]
-async fn compare_fills_shipped_commits_and_404_leaves_them_unknown() {
-    let Some(dir) = fixtures() else { return };
-    let server = MockServer::start().await;
-    let repo = "/repos/octocat/example";
+/// A repository with no catalog file, no workflow runs, pull requests or issues, for deployment tests.
+async fn mount_bare_repo(server: &MockServer, repo: &str) {
+    let name = repo.rsplit('/').next().unwrap();
     Mock::given(method("GET"))
         .and(path(repo))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(json!({"id": 2, "name": "example", "url": format!("{}{repo}", server.uri())})),
+                .set_body_json(json!({"id": 2, "name": name, "url": format!("{}{repo}", server.uri())})),
         )
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(method("GET"))
         .and(path(format!("{repo}/contents/catalog-info.yaml")))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
-        .mount(&server)
+        .mount(server)
         .await;
     for scope in ["actions/runs", "pulls", "issues"] {
         let body = if scope == "actions/runs" {
@@ -606,9 +657,121 @@ async fn compare_fills_shipped_commits_and_404_leaves_them_unknown() {
         Mock::given(method("GET"))
             .and(path(format!("{repo}/{scope}")))
             .respond_with(ResponseTemplate::new(200).set_body_json(body))
-            .mount(&server)
+            .mount(server)
             .await;
     }
+}
+
+/// The captured GraphQL deployment nodes of facebook/OpenBIC (devlake's raw table keeps the deployment's own
+/// fields PascalCase; GitHub answers camelCase) served twice: by GraphQL `nodes`, and by REST (the listing
+/// every sync starts with, and per-deployment statuses in REST's shape). Both must store the same records.
+#[tokio::test]
+async fn github_deployment_statuses_by_graphql_take_the_newest_success_in_one_request() {
+    let Some(dir) = fixtures() else { return };
+    let captured: Vec<Value> = read(
+        &dir,
+        "github/devlake-captured/graphql_deployments_facebook_OpenBIC.json",
+    )["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["data"].clone())
+        .collect();
+    let repo = "/repos/facebook/OpenBIC";
+    let mut by_api = BTreeMap::new();
+    for api in ["graphql", "rest"] {
+        let server = MockServer::start().await;
+        mount_bare_repo(&server, repo).await;
+        let listing: Vec<Value> = captured
+            .iter()
+            .map(|d| json!({"id": d["DatabaseId"], "node_id": d["Id"], "sha": d["CommitOid"], "ref": d["Ref"]["Name"], "task": d["Task"], "environment": d["Environment"], "created_at": d["CreatedAt"], "updated_at": d["UpdatedAt"]}))
+            .collect();
+        Mock::given(method("GET"))
+            .and(path(format!("{repo}/deployments")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(Value::Array(listing)))
+            .mount(&server)
+            .await;
+        let nodes: BTreeMap<String, Value> = captured
+            .iter()
+            .map(|d| {
+                let mut node = json!({"id": d["Id"], "latestStatus": {"state": d["LatestStatus"]["State"], "updatedAt": d["LatestStatus"]["updatedAt"]}});
+                if d.get("Statuses").is_some() {
+                    node["statuses"] = d["Statuses"].clone();
+                }
+                (d["Id"].as_str().unwrap().to_string(), node)
+            })
+            .collect();
+        for d in &captured {
+            let (_, statuses) = mapping::graphql_deployment_statuses(&nodes[d["Id"].as_str().unwrap()]).unwrap();
+            Mock::given(method("GET"))
+                .and(path(format!("{repo}/deployments/{}/statuses", d["DatabaseId"])))
+                .respond_with(ResponseTemplate::new(200).set_body_json(Value::Array(statuses)))
+                .mount(&server)
+                .await;
+        }
+        Mock::given(method("POST"))
+            .and(path("/graphql"))
+            .respond_with(move |req: &wiremock::Request| {
+                let body: Value = serde_json::from_slice(&req.body).unwrap();
+                assert!(body["query"].as_str().unwrap().contains("nodes(ids: $ids)"));
+                let answered: Vec<Value> = body["variables"]["ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| nodes[i.as_str().unwrap()].clone())
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(json!({"data": {"nodes": answered}}))
+            })
+            .mount(&server)
+            .await;
+        let cfg = source(
+            "github",
+            &format!(
+                "api_url = \"{}\"\nrepos = [\"facebook/OpenBIC\"]\ndeployment_statuses = \"{api}\"\n",
+                server.uri()
+            ),
+        );
+        let (_d, st) = store();
+        let out = run(build("gh", &cfg).as_ref(), &st).await;
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        let received = server.received_requests().await.unwrap();
+        let status_calls = received.iter().filter(|r| r.url.path().ends_with("/statuses")).count();
+        let graphql_calls = received.iter().filter(|r| r.url.path() == "/graphql").count();
+        if api == "graphql" {
+            assert_eq!((status_calls, graphql_calls), (0, 1), "7 deployments: one nodes query");
+        } else {
+            assert_eq!((status_calls, graphql_calls), (captured.len(), 0));
+        }
+        println!("OpenBIC deployments by {api}: {} requests in all", out.requests);
+        by_api.insert(api, deployments_of(&st.load(Kind::Deployments).await.unwrap()));
+    }
+    let deps = &by_api["graphql"];
+    assert_eq!(
+        deps, &by_api["rest"],
+        "GraphQL and REST statuses store the same deployments"
+    );
+    assert_eq!(deps.len(), captured.len());
+    let dep = |id: u64| &deps[&format!("github:facebook/OpenBIC/deployments/{id}")];
+    let finished = |id: u64| (dep(id).status.as_str(), dep(id).finished_at.map(|t| t.rfc3339()));
+    assert_eq!(finished(3881429895), ("success", Some("2026-02-20T00:30:59Z".into())));
+    // Made inactive on 2026-02-20 (its updated_at) when the next one went live: the finish is the success.
+    assert_eq!(finished(3839563910), ("success", Some("2026-02-14T00:32:36Z".into())));
+    assert_eq!(finished(1707033729), ("success", Some("2024-08-08T00:18:12Z".into())));
+    // Captured with their latest status only, which is `inactive`: no success is known, so none is invented.
+    for id in [1670973641, 1693412381, 1696032217, 1701084484] {
+        assert_eq!(finished(id), ("in_progress", None), "deployment {id}");
+    }
+    assert!(deps
+        .values()
+        .all(|d| d.environment == "github-pages" && d.service == "openbic"));
+}
+
+#[tokio::test]
+async fn compare_fills_shipped_commits_and_404_leaves_them_unknown() {
+    let Some(dir) = fixtures() else { return };
+    let server = MockServer::start().await;
+    let repo = "/repos/octocat/example";
+    mount_bare_repo(&server, repo).await;
     // Three successful production deployments: 1 (first: no predecessor), 3 (compare answers), 4 (404).
     let base = read(&dir, "github/octocrab/repo_deployments.json")[0].clone();
     let mut deps = Vec::new();
@@ -651,7 +814,10 @@ async fn compare_fills_shipped_commits_and_404_leaves_them_unknown() {
         .await;
     let cfg = source(
         "github",
-        &format!("api_url = \"{}\"\nrepos = [\"octocat/example\"]\n", server.uri()),
+        &format!(
+            "api_url = \"{}\"\nrepos = [\"octocat/example\"]\ndeployment_statuses = \"rest\"\n",
+            server.uri()
+        ),
     );
     let (_d, st) = store();
     let out = run(build("gh", &cfg).as_ref(), &st).await;

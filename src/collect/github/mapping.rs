@@ -297,6 +297,32 @@ pub fn deployment(repo: &str, service: &str, dep: &Value, statuses: &[Value], m:
     })
 }
 
+/// A GraphQL `Deployment` node's node id and statuses in the REST shape [`deployment`] reads. GraphQL lists
+/// statuses newest first, so `id` counts down to keep that order among statuses of the same second. Without a
+/// `statuses` connection the `latestStatus` alone stands for them.
+pub fn graphql_deployment_statuses(node: &Value) -> Option<(String, Vec<Value>)> {
+    let id = node.get("id").and_then(Value::as_str)?.to_string();
+    let nodes: Vec<&Value> = match node.pointer("/statuses/nodes").and_then(Value::as_array) {
+        Some(n) => n.iter().collect(),
+        None => node.get("latestStatus").filter(|s| s.is_object()).into_iter().collect(),
+    };
+    let n = nodes.len() as u64;
+    let statuses = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let state = s.get("state").and_then(Value::as_str).unwrap_or("").to_lowercase();
+            let created = s
+                .get("createdAt")
+                .or(s.get("updatedAt"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            serde_json::json!({"id": n - i as u64, "state": state, "created_at": created, "log_url": s.get("logUrl")})
+        })
+        .collect();
+    Some((id, statuses))
+}
+
 /// The first deploy rule whose workflow is the run's workflow name, file name or path.
 pub fn deploy_rule<'m>(run: &Value, m: &'m GithubMapping) -> Option<&'m DeployRule> {
     let name = run.get("name").and_then(Value::as_str).unwrap_or("").to_lowercase();

@@ -11,11 +11,14 @@
 //! costs no rate limit), following `Link rel="next"` verbatim (the octokit recordings switch to
 //! `/repositories/{id}/…` URLs), stopping at the incremental cursor, and waiting out rate limits.
 //! GraphQL (`graphql_url`) fetches the commits and reviews of merged PRs, 25 PRs per request, where REST
-//! would cost two calls per PR (`pr_details = "rest"` switches back). Deployments stay on REST: their
-//! statuses are fetched only for deployments inside the incremental window, each with its ETag.
+//! would cost two calls per PR (`pr_details = "rest"` switches back), and the statuses of the deployments
+//! inside the incremental window, 100 per `nodes` query, where REST costs one call per deployment
+//! (`deployment_statuses = "rest"` switches back; each REST call is conditional, so an unchanged deployment
+//! costs a free 304 but still a request). The deployments themselves are listed by REST: its ETag makes a
+//! no-change sync free, which GraphQL cannot.
 //!
 //! Config keys: `api_url` (default `https://api.github.com`), `graphql_url` (default `<api_url>/graphql`, or
-//! `/api/graphql` on Enterprise when `api_url` ends in `/api/v3`), `pr_details` (`graphql` or `rest`), `token_env`, `repos = ["owner/name"]` and/or `org`, `service_map`,
+//! `/api/graphql` on Enterprise when `api_url` ends in `/api/v3`), `pr_details` and `deployment_statuses` (`graphql` or `rest`), `token_env`, `repos = ["owner/name"]` and/or `org`, `service_map`,
 //! `incident_labels`, `ticket_labels`, `deploy_rules`, `deploy_workflows`, `deploy_environment`, `catalog_path`
 //! (default `catalog-info.yaml`), plus the HTTP knobs of [`HttpOptions`].
 //!
@@ -57,6 +60,8 @@ pub struct GithubCollector {
     token: Option<String>,
     /// PR commits and reviews through GraphQL (one request per 25 PRs) instead of two REST calls per PR.
     graphql_url: Option<String>,
+    /// Deployment statuses through GraphQL (one request per 100 deployments) instead of one REST call each.
+    statuses_graphql_url: Option<String>,
     /// Built on first use: octocrab's client spawns its worker on the running tokio runtime.
     octo: tokio::sync::OnceCell<octocrab::Octocrab>,
     http: PoliteClient,
@@ -94,21 +99,22 @@ impl GithubCollector {
                 opts.key("repos")
             ));
         }
-        let graphql_url = match opts.str_or("pr_details", "graphql")?.as_str() {
-            "graphql" => Some(match opts.str("graphql_url")? {
-                Some(u) => u,
-                // GitHub Enterprise serves GraphQL at /api/graphql, not under the REST base /api/v3.
-                None if api.ends_with("/api/v3") => format!("{}/api/graphql", api.trim_end_matches("/api/v3")),
-                None => format!("{api}/graphql"),
-            }),
-            "rest" => None,
-            other => {
-                return Err(anyhow!(
-                    "config key `{}`: `{other}` must be graphql or rest",
-                    opts.key("pr_details")
-                ))
-            }
+        let graphql = match opts.str("graphql_url")? {
+            Some(u) => u,
+            // GitHub Enterprise serves GraphQL at /api/graphql, not under the REST base /api/v3.
+            None if api.ends_with("/api/v3") => format!("{}/api/graphql", api.trim_end_matches("/api/v3")),
+            None => format!("{api}/graphql"),
         };
+        let graphql_for = |key: &str| match opts.str_or(key, "graphql")?.as_str() {
+            "graphql" => Ok(Some(graphql.clone())),
+            "rest" => Ok(None),
+            other => Err(anyhow!(
+                "config key `{}`: `{other}` must be graphql or rest",
+                opts.key(key)
+            )),
+        };
+        let graphql_url = graphql_for("pr_details")?;
+        let statuses_graphql_url = graphql_for("deployment_statuses")?;
         api.parse::<http::Uri>()
             .with_context(|| format!("config key `{}`: `{api}` is not a URI", opts.key("api_url")))?;
         let auth = token.clone().map(Auth::Bearer).unwrap_or(Auth::None);
@@ -129,6 +135,7 @@ impl GithubCollector {
             catalog_path: opts.str_or("catalog_path", "catalog-info.yaml")?,
             token,
             graphql_url,
+            statuses_graphql_url,
             octo: tokio::sync::OnceCell::new(),
             http,
             mapping: GithubMapping::from_opts(opts, metrics)?,
@@ -365,23 +372,41 @@ impl GithubCollector {
             .filter(|d| !before(d, "created_at", start))
             .collect();
         let mut cursors: Vec<(String, String)> = paged.etag.into_iter().collect();
+        // GraphQL answers the statuses of up to 100 deployments per request; a deployment without a node id
+        // (or `deployment_statuses = "rest"`) costs one conditional REST request.
+        let (by_graphql, by_rest): (Vec<Value>, Vec<Value>) = deps
+            .into_iter()
+            .partition(|d| self.statuses_graphql_url.is_some() && d.get("node_id").and_then(Value::as_str).is_some());
+        let mut fetched: Vec<(Value, Option<Vec<Value>>)> = Vec::new();
+        if let Some(gql) = &self.statuses_graphql_url {
+            let mut statuses = self.statuses_graphql(ctx, &scope, gql, &by_graphql).await?;
+            for d in by_graphql {
+                let node = d.get("node_id").and_then(Value::as_str).unwrap_or_default();
+                // A node the query cannot see (deleted since the listing) makes no record.
+                if let Some(st) = statuses.remove(node) {
+                    fetched.push((d, Some(st)));
+                }
+            }
+        }
         let sc: &str = &scope;
-        let fetched: Vec<anyhow::Result<(Value, Option<Vec<Value>>, Option<(String, String)>)>> =
-            stream::iter(deps.iter().cloned())
-                .map(|d| async move {
-                    let id = d.get("id").and_then(Value::as_u64).context("deployment without id")?;
-                    let url = format!("{}/repos/{repo}/deployments/{id}/statuses?per_page=100", self.api);
-                    let p = self.http.paginate(ctx, sc, &url, None, true, |_| true).await?;
-                    Ok((d, (!p.not_modified).then_some(p.items), p.etag))
-                })
-                .buffered(self.http.concurrency())
-                .collect()
-                .await;
-        let mut records: Vec<Deployment> = Vec::new();
-        let mut marks = Vec::new();
-        for f in fetched {
+        let rest: Vec<anyhow::Result<(Value, Option<Vec<Value>>, Option<(String, String)>)>> = stream::iter(by_rest)
+            .map(|d| async move {
+                let id = d.get("id").and_then(Value::as_u64).context("deployment without id")?;
+                let url = format!("{}/repos/{repo}/deployments/{id}/statuses?per_page=100", self.api);
+                let p = self.http.paginate(ctx, sc, &url, None, true, |_| true).await?;
+                Ok((d, (!p.not_modified).then_some(p.items), p.etag))
+            })
+            .buffered(self.http.concurrency())
+            .collect()
+            .await;
+        for f in rest {
             let (d, statuses, etag) = f?;
             cursors.extend(etag);
+            fetched.push((d, statuses));
+        }
+        let mut records: Vec<Deployment> = Vec::new();
+        let mut marks = Vec::new();
+        for (d, statuses) in fetched {
             let created = d.get("created_at").and_then(ts).unwrap_or(Ts::from_secs(0));
             // Statuses answered 304: the stored record stands. Whether it had finished is not known here, so
             // it keeps the window open (one free conditional request per run until its statuses change).
@@ -690,6 +715,36 @@ impl GithubCollector {
         ctx.store_and_commit(&scope, records, &cursors).await
     }
 
+    /// The statuses of `deps` by node id, 100 deployments per GraphQL `nodes` query, in the REST shape
+    /// [`mapping::deployment`] reads (state lower-case, `created_at`, `log_url`; `id` keeps GraphQL's
+    /// newest-first order for statuses created in the same second). The newest 100 statuses of a deployment are
+    /// read: its newest success is among them unless 100 later non-success statuses were posted.
+    async fn statuses_graphql(
+        &self,
+        ctx: &RunCtx,
+        scope: &str,
+        url: &str,
+        deps: &[Value],
+    ) -> anyhow::Result<BTreeMap<String, Vec<Value>>> {
+        const QUERY: &str = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Deployment { id statuses(first: 100) { nodes { state createdAt updatedAt logUrl } } latestStatus { state createdAt updatedAt logUrl } } } }";
+        let mut out = BTreeMap::new();
+        for chunk in deps.chunks(100) {
+            let ids: Vec<&str> = chunk
+                .iter()
+                .filter_map(|d| d.get("node_id").and_then(Value::as_str))
+                .collect();
+            let body = serde_json::json!({"query": QUERY, "variables": {"ids": ids}});
+            let resp = self.http.post_json(ctx, scope, url, &body).await?;
+            let nodes = graphql_data(&self.name, scope, &resp, "/data/nodes")?;
+            for node in nodes.as_array().into_iter().flatten() {
+                if let Some((id, statuses)) = mapping::graphql_deployment_statuses(node) {
+                    out.insert(id, statuses);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Commits and reviews of `numbers`, 25 PRs per GraphQL query (aliased `pullRequest` fields), in the
     /// REST shapes [`mapping::change`] reads. A PR the query cannot see is left out (no details).
     async fn pr_details_graphql(
@@ -713,27 +768,7 @@ impl GithubCollector {
             );
             let body = serde_json::json!({"query": query, "variables": {"owner": owner, "name": name}});
             let resp = self.http.post_json(ctx, scope, url, &body).await?;
-            let errors: Vec<&str> = resp
-                .get("errors")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.get("message").and_then(Value::as_str))
-                .collect();
-            let Some(data) = resp.pointer("/data/repository").filter(|d| d.is_object()) else {
-                return Err(anyhow!(
-                    "source `{}` scope `{scope}`: GraphQL answered no repository: {}",
-                    self.name,
-                    if errors.is_empty() {
-                        "no data".to_string()
-                    } else {
-                        errors.join("; ")
-                    }
-                ));
-            };
-            if !errors.is_empty() {
-                tracing::warn!(repo, errors = %errors.join("; "), "GraphQL answered partial data");
-            }
+            let data = graphql_data(&self.name, scope, &resp, "/data/repository")?;
             for n in chunk {
                 let Some(pr) = data.get(format!("pr{n}")).filter(|p| p.is_object()) else {
                     continue;
@@ -788,6 +823,33 @@ impl GithubCollector {
 }
 
 /// True when `item[field]` is a timestamp before `start`.
+/// The object or array at `pointer` of a GraphQL answer; partial `errors` beside data are logged, errors without
+/// it fail the scope with GraphQL's messages.
+fn graphql_data<'a>(source: &str, scope: &str, resp: &'a Value, pointer: &str) -> anyhow::Result<&'a Value> {
+    let errors: Vec<&str> = resp
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("message").and_then(Value::as_str))
+        .collect();
+    let Some(data) = resp.pointer(pointer).filter(|d| d.is_object() || d.is_array()) else {
+        return Err(anyhow!(
+            "source `{source}` scope `{scope}`: GraphQL answered no `{}`: {}",
+            pointer.rsplit('/').next().unwrap_or(pointer),
+            if errors.is_empty() {
+                "no data".to_string()
+            } else {
+                errors.join("; ")
+            }
+        ));
+    };
+    if !errors.is_empty() {
+        tracing::warn!(scope, errors = %errors.join("; "), "GraphQL answered partial data");
+    }
+    Ok(data)
+}
+
 fn before(item: &Value, field: &str, start: Option<Ts>) -> bool {
     match (start, item.get(field).and_then(ts)) {
         (Some(s), Some(t)) => t < s,
