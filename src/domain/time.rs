@@ -23,11 +23,57 @@ impl Ts {
     }
     /// RFC 3339 with a `Z` suffix, the API's format.
     pub fn rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::Secs, true)
+        self.civil(b'T', "Z")
+            .unwrap_or_else(|| self.to_datetime().to_rfc3339_opts(SecondsFormat::Secs, true))
     }
     /// `YYYY-MM-DD hh:mm:ss`, the storage format: ClickHouse 18.16 reads and writes it for DateTime('UTC').
     pub fn storage(self) -> String {
-        self.to_datetime().format("%Y-%m-%d %H:%M:%S").to_string()
+        self.civil(b' ', "")
+            .unwrap_or_else(|| self.to_datetime().format("%Y-%m-%d %H:%M:%S").to_string())
+    }
+
+    /// `YYYY-MM-DD<sep>hh:mm:ss<suffix>` for years 0000–9999 (None outside), written by hand: chrono's
+    /// formatter took a third of a bulk import's CPU (every record has several timestamps).
+    fn civil(self, sep: u8, suffix: &str) -> Option<String> {
+        let days = self.0.div_euclid(86_400);
+        let secs = self.0.rem_euclid(86_400);
+        // Days to civil date (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let d = |v: i64, i: usize| b'0' + (v / 10i64.pow(i as u32) % 10) as u8;
+        let mut out = vec![
+            d(year, 3),
+            d(year, 2),
+            d(year, 1),
+            d(year, 0),
+            b'-',
+            d(month, 1),
+            d(month, 0),
+            b'-',
+            d(day, 1),
+            d(day, 0),
+            sep,
+            d(secs / 3_600, 1),
+            d(secs / 3_600, 0),
+            b':',
+            d(secs / 60 % 60, 1),
+            d(secs / 60 % 60, 0),
+            b':',
+            d(secs % 60, 1),
+            d(secs % 60, 0),
+        ];
+        out.extend_from_slice(suffix.as_bytes());
+        String::from_utf8(out).ok()
     }
 
     /// Parses RFC 3339 (any offset, any fraction), Jira's `+0800` offsets, the storage form, or a bare date.
@@ -105,6 +151,37 @@ impl<'de> Deserialize<'de> for Ts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_written_formats_match_chrono_across_the_calendar() {
+        let check = |secs: i64| {
+            let ts = Ts(secs);
+            let dt = ts.to_datetime();
+            assert_eq!(ts.storage(), dt.format("%Y-%m-%d %H:%M:%S").to_string(), "{secs}");
+            assert_eq!(ts.rfc3339(), dt.to_rfc3339_opts(SecondsFormat::Secs, true), "{secs}");
+        };
+        let start = -62_167_219_200i64; // 0000-01-01T00:00:00Z
+        let end = 253_402_300_799i64; // 9999-12-31T23:59:59Z
+        for secs in [start, end, -1, 0, 951_782_400, 4_107_542_399] {
+            check(secs);
+        }
+        let (mut t, mut n) = (start, 0);
+        while t <= end {
+            check(t);
+            t += 86_400 * 13 + 3_607;
+            n += 1;
+        }
+        assert!(n > 280_000);
+        // Outside 0000–9999, chrono's own forms.
+        assert_eq!(Ts(253_402_300_800).rfc3339(), "+10000-01-01T00:00:00Z");
+        assert_eq!(
+            Ts(-62_167_219_201).storage(),
+            Ts(-62_167_219_201)
+                .to_datetime()
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        );
+    }
 
     #[test]
     fn parses_every_source_format_and_truncates_fractions() {
