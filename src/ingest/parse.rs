@@ -25,6 +25,11 @@ pub struct Parsed {
 impl Parsed {
     fn push(&mut self, line: usize, kind: Kind, value: Result<Value, String>, ctx: &ParseCtx) {
         self.items += 1;
+        self.accept(line, kind, value, ctx);
+    }
+
+    /// [`Parsed::push`] without counting an item (the items of an array on one NDJSON line count as one).
+    fn accept(&mut self, line: usize, kind: Kind, value: Result<Value, String>, ctx: &ParseCtx) {
         match value {
             Ok(v) => match parse_record(kind, &v, ctx) {
                 Ok(r) => self.records.push(r),
@@ -99,6 +104,38 @@ pub fn parse_json_body(kind: Kind, body: &[u8], ctx: &ParseCtx) -> Parsed {
     }
     parse_ndjson(kind, text, ctx, &mut out);
     out
+}
+
+/// One line of a bulk NDJSON file, read exactly as [`parse_json_body`] reads a body of that one line, with
+/// every error at `line_no`; a blank line is skipped, any other counts as one item (an array line too).
+/// Unlike calling [`parse_json_body`] per line, it neither re-checks UTF-8 nor builds a [`Parsed`] per line.
+pub fn parse_json_line(kind: Kind, line: &str, line_no: usize, ctx: &ParseCtx, out: &mut Parsed) {
+    if line.trim().is_empty() {
+        return;
+    }
+    out.items += 1;
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if let Ok(v) = serde_json::from_str::<Value>(line) {
+            match v {
+                Value::Array(items) => {
+                    for item in items {
+                        out.accept(line_no, kind, Ok(item), ctx);
+                    }
+                }
+                v => out.accept(line_no, kind, Ok(v), ctx),
+            }
+            return;
+        }
+    }
+    // Not one JSON value: what `parse_ndjson` says about it (only bad lines come here, so parsing twice is fine).
+    let mut one = Parsed::default();
+    parse_ndjson(kind, line, ctx, &mut one);
+    out.records.append(&mut one.records);
+    out.errors.extend(one.errors.into_iter().map(|mut e| {
+        e.line = line_no;
+        e
+    }));
 }
 
 fn parse_ndjson(kind: Kind, text: &str, ctx: &ParseCtx, out: &mut Parsed) {
@@ -266,6 +303,39 @@ mod tests {
         let arr = r#"[{"id":"t1","category":"access","created_at":"2026-07-01T10:00:00Z"},{"id":"t2","category":"nope","created_at":"2026-07-01T10:00:00Z"}]"#;
         let p = parse_json_body(Kind::Tickets, arr.as_bytes(), &ctx());
         assert_eq!((p.records.len(), p.errors[0].line), (1, 2));
+    }
+
+    #[test]
+    fn a_bulk_line_reads_as_a_body_of_that_one_line() {
+        let lines = [
+            r#"{"id":"t1","category":"access","created_at":"2026-07-01T10:00:00Z"}"#,
+            r#"  {"id":"t2","category":"hugs","created_at":"2026-07-01T10:00:00Z"}  "#,
+            r#"[{"id":"t3","category":"bug","created_at":"2026-07-01T10:00:00Z"},{"id":"t4","category":"x"}]"#,
+            r#"{"id":"t5","category":"bug","created_at":"2026-07-01T10:00:00Z"} trailing"#,
+            r#"{"id":"t6","#,
+            "not json",
+            "42",
+            "[]",
+            "{}\r",
+            "   ",
+            "",
+        ];
+        for (i, line) in lines.iter().enumerate() {
+            let mut got = Parsed::default();
+            parse_json_line(Kind::Tickets, line, i + 7, &ctx(), &mut got);
+            let body = parse_json_body(Kind::Tickets, line.as_bytes(), &ctx());
+            let want_errors: Vec<LineError> = body
+                .errors
+                .into_iter()
+                .map(|mut e| {
+                    e.line = i + 7;
+                    e
+                })
+                .collect();
+            assert_eq!(got.records, body.records, "{line}");
+            assert_eq!(got.errors, want_errors, "{line}");
+            assert_eq!(got.items, usize::from(!line.trim().is_empty()), "{line}");
+        }
     }
 
     #[test]

@@ -14,17 +14,24 @@ use super::{migrate, ServiceSnapshot, Store, StoreError, Versioned};
 use crate::config::StoreConfig;
 use crate::domain::{Kind, Record, Ts};
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::Bytes;
 use clickhouse::{Client, Compression};
 use serde::de::DeserializeOwned;
-use std::fmt::Write as _;
+use std::collections::VecDeque;
 use std::future::Future;
+use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// Rows per INSERT request; bounds the memory of one request body (~100 MB at 1 kB a row).
 pub const INSERT_CHUNK_ROWS: usize = 100_000;
 /// Body bytes handed to the HTTP stream at a time while an INSERT is being built.
 const SEND_CHUNK_BYTES: usize = 1 << 20;
+/// JSONEachRow text of a load decoded at a time on a blocking thread, while the rest keeps streaming in.
+const DECODE_CHUNK_BYTES: usize = 4 << 20;
+/// Chunks of one load being decoded at once: keeps both cores busy and bounds the text held in memory.
+const DECODES_IN_FLIGHT: usize = 2;
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 const INSERT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -199,49 +206,118 @@ impl ClickHouseStore {
         Ok(out)
     }
 
-    /// One `INSERT … FORMAT JSONEachRow` of pre-rendered lines (each ending in `\n`).
-    async fn insert_lines(&self, table: &str, lines: impl Iterator<Item = String>) -> Result<usize, StoreError> {
+    /// Starts one `INSERT … FORMAT JSONEachRow` of a rendered body (lines ending in `\n`) as a task of its own,
+    /// so the caller can render the next body meanwhile; dropping the handle aborts the insert.
+    fn start_insert(&self, table: &str, body: Bytes) -> InFlight {
         let mut insert = self
             .db
             .insert_formatted_with(format!("INSERT INTO {table} FORMAT JSONEachRow"))
             .with_setting("date_time_input_format", "best_effort")
             .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
-        let mut buf = BytesMut::with_capacity(SEND_CHUNK_BYTES + 4096);
-        let mut rows = 0usize;
-        for line in lines {
-            buf.extend_from_slice(line.as_bytes());
-            rows += 1;
-            if buf.len() >= SEND_CHUNK_BYTES {
-                insert.send(buf.split().freeze()).await.map_err(|e| self.map(e))?;
+        InFlight(tokio::spawn(async move {
+            let mut at = 0;
+            while at < body.len() {
+                let end = (at + SEND_CHUNK_BYTES).min(body.len());
+                insert.send(body.slice(at..end)).await?;
+                at = end;
             }
+            insert.end().await
+        }))
+    }
+
+    async fn finish_insert(&self, insert: InFlight) -> Result<(), StoreError> {
+        insert.finish().await.map_err(|e| self.map(e))
+    }
+
+    /// Runs `query` as JSONEachRow and decodes its lines with `decode`, [`DECODE_CHUNK_BYTES`] at a time on
+    /// blocking threads while the response keeps streaming in; rows come out in the server's order.
+    async fn decode_lines<T: Send + 'static>(
+        &self,
+        query: clickhouse::query::Query,
+        decode: impl Fn(&str) -> Result<T, StoreError> + Send + Sync + 'static,
+    ) -> Result<Vec<T>, StoreError> {
+        let decode = Arc::new(decode);
+        let start = |text: Vec<u8>| -> JoinHandle<Result<Vec<T>, StoreError>> {
+            let decode = Arc::clone(&decode);
+            tokio::task::spawn_blocking(move || decode_chunk(&text, &*decode))
+        };
+        let work = async {
+            let mut cursor = query.fetch_bytes("JSONEachRow").map_err(|e| self.map(e))?;
+            // Decoded chunks, joined once at the end: growing one vector of millions of rows copies it again
+            // at each doubling, into fresh memory.
+            let mut out: Vec<Vec<T>> = Vec::new();
+            let mut decoding: VecDeque<JoinHandle<Result<Vec<T>, StoreError>>> = VecDeque::new();
+            let mut pending: Vec<u8> = Vec::with_capacity(DECODE_CHUNK_BYTES + SEND_CHUNK_BYTES);
+            loop {
+                let chunk = match cursor.next().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // A row before the failure that does not decode is the first error, as it was when
+                        // rows were decoded one by one as they arrived.
+                        for handle in decoding {
+                            join_decode(handle).await?;
+                        }
+                        return Err(self.map(e));
+                    }
+                };
+                pending.extend_from_slice(&chunk);
+                if pending.len() < DECODE_CHUNK_BYTES {
+                    continue;
+                }
+                // Cut after the last line end (looked for only in the new bytes: a long line is scanned once).
+                let Some(pos) = chunk.iter().rposition(|b| *b == b'\n') else {
+                    continue;
+                };
+                let cut = pending.len() - chunk.len() + pos + 1;
+                let mut next = Vec::with_capacity(DECODE_CHUNK_BYTES + SEND_CHUNK_BYTES);
+                next.extend_from_slice(&pending[cut..]);
+                pending.truncate(cut);
+                if decoding.len() >= DECODES_IN_FLIGHT {
+                    if let Some(handle) = decoding.pop_front() {
+                        out.push(join_decode(handle).await?);
+                    }
+                }
+                decoding.push_back(start(std::mem::replace(&mut pending, next)));
+            }
+            if !pending.is_empty() {
+                decoding.push_back(start(pending));
+            }
+            for handle in decoding {
+                out.push(join_decode(handle).await?);
+            }
+            if out.len() == 1 {
+                return Ok(out.pop().unwrap_or_default());
+            }
+            let mut rows = Vec::with_capacity(out.iter().map(Vec::len).sum());
+            for mut chunk in out {
+                rows.append(&mut chunk);
+            }
+            Ok(rows)
+        };
+        match tokio::time::timeout(QUERY_TIMEOUT, work).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "query did not finish within {} s (ClickHouse at {})",
+                QUERY_TIMEOUT.as_secs(),
+                self.origin
+            ))),
         }
-        if rows == 0 {
-            return Ok(0);
-        }
-        if !buf.is_empty() {
-            insert.send(buf.split().freeze()).await.map_err(|e| self.map(e))?;
-        }
-        insert.end().await.map_err(|e| self.map(e))?;
-        Ok(rows)
     }
 
     /// The live rows of `kind` matching `filter` (SQL), decoded.
     async fn load_where(&self, kind: Kind, filter: String) -> Result<Vec<Record>, StoreError> {
         let sql = format!("SELECT * FROM {} FINAL WHERE {filter}", kind.table());
-        let mut out = Vec::new();
-        self.for_each_line(self.db.query_raw(&sql), |line| {
-            let rec = Record::from_storage(kind, line).map_err(|e| {
+        self.decode_lines(self.db.query_raw(&sql), move |line| {
+            Record::from_storage(kind, line).map_err(|e| {
                 StoreError::Corrupt(format!(
                     "a {} row does not match the record type ({e}): {}",
                     kind.table(),
                     clip(line)
                 ))
-            })?;
-            out.push(rec);
-            Ok(())
+            })
         })
-        .await?;
-        Ok(out)
+        .await
     }
 
     fn live_filter(kind: Kind) -> String {
@@ -300,17 +376,33 @@ impl Store for ClickHouseStore {
 
     #[tracing::instrument(skip(self, batch), fields(database = %self.database, rows = batch.len()))]
     async fn upsert(&self, batch: &[Versioned]) -> Result<(), StoreError> {
+        // One INSERT per chunk, in order; the next chunk is rendered while the one before is in flight, and a
+        // chunk is sent only once the one before has succeeded (at most one INSERT in flight).
+        let mut in_flight: Option<(InFlight, Kind, usize)> = None;
         for kind in Kind::ALL {
             let of_kind: Vec<&Versioned> = batch.iter().filter(|v| v.record.kind() == kind).collect();
             for chunk in of_kind.chunks(INSERT_CHUNK_ROWS) {
-                // Render first so a record that cannot be serialised fails the chunk before any request.
-                let lines = chunk
-                    .iter()
-                    .map(|v| storage_line(&v.record, v.version))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let rows = self.insert_lines(kind.table(), lines.into_iter()).await?;
-                tracing::debug!(kind = kind.table(), rows, "Inserted rows");
+                // Render first so a record that cannot be serialised fails the chunk before any request; the
+                // chunk before still completes, so what is stored on an error is what it was without overlap.
+                let body = match render_rows(chunk) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        if let Some((insert, _, _)) = in_flight.take() {
+                            self.finish_insert(insert).await?;
+                        }
+                        return Err(e);
+                    }
+                };
+                if let Some((insert, kind, rows)) = in_flight.take() {
+                    self.finish_insert(insert).await?;
+                    tracing::debug!(kind = kind.table(), rows, "Inserted rows");
+                }
+                in_flight = Some((self.start_insert(kind.table(), body), kind, chunk.len()));
             }
+        }
+        if let Some((insert, kind, rows)) = in_flight {
+            self.finish_insert(insert).await?;
+            tracing::debug!(kind = kind.table(), rows, "Inserted rows");
         }
         Ok(())
     }
@@ -392,35 +484,34 @@ impl Store for ClickHouseStore {
     #[tracing::instrument(skip(self, snapshots), fields(database = %self.database, rows = snapshots.len()))]
     async fn upsert_snapshots(&self, snapshots: &[ServiceSnapshot], version: u64) -> Result<(), StoreError> {
         for chunk in snapshots.chunks(INSERT_CHUNK_ROWS) {
-            let lines = chunk
-                .iter()
-                .map(|s| {
-                    let json = serde_json::to_string(s).map_err(|e| {
-                        StoreError::Rejected(format!("cannot serialise snapshot of {}: {e}", s.service.id))
-                    })?;
-                    with_version(json, version)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            self.insert_lines("service_snapshots", lines.into_iter()).await?;
+            let mut body = Vec::with_capacity(chunk.len() * 512);
+            for s in chunk {
+                let start = body.len();
+                serde_json::to_writer(&mut body, s)
+                    .map_err(|e| StoreError::Rejected(format!("cannot serialise snapshot of {}: {e}", s.service.id)))?;
+                append_version(&mut body, start, version)?;
+            }
+            if body.is_empty() {
+                continue;
+            }
+            self.finish_insert(self.start_insert("service_snapshots", Bytes::from(body)))
+                .await?;
         }
         Ok(())
     }
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
     async fn load_snapshots(&self) -> Result<Vec<ServiceSnapshot>, StoreError> {
-        let mut out = Vec::new();
-        self.for_each_line(
+        self.decode_lines(
             self.db
                 .query_raw("SELECT * FROM service_snapshots FINAL ORDER BY day, id"),
             |line| {
-                out.push(serde_json::from_str(line).map_err(|e| {
+                serde_json::from_str(line).map_err(|e| {
                     StoreError::Corrupt(format!("a service_snapshots row is unreadable ({e}): {}", clip(line)))
-                })?);
-                Ok(())
+                })
             },
         )
-        .await?;
-        Ok(out)
+        .await
     }
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
@@ -465,20 +556,104 @@ impl ClickHouseStore {
 
 /// The record's storage JSON with `"version":N` appended (string surgery: no second serialisation).
 pub fn storage_line(record: &Record, version: u64) -> Result<String, StoreError> {
-    with_version(record.to_storage_string(), version)
-        .map_err(|_| StoreError::Rejected(format!("cannot serialise {} record {}", record.kind(), record.key())))
+    let mut out = Vec::new();
+    write_storage_line(&mut out, record, version)?;
+    String::from_utf8(out).map_err(|_| StoreError::Rejected("a row did not serialise to UTF-8".into()))
 }
 
-fn with_version(mut json: String, version: u64) -> Result<String, StoreError> {
-    if json.len() < 2 || !json.ends_with('}') {
+/// Appends [`storage_line`] to `out`, serialising straight into it; on an error `out` is as it was.
+fn write_storage_line(out: &mut Vec<u8>, record: &Record, version: u64) -> Result<(), StoreError> {
+    let start = out.len();
+    let written = match record {
+        Record::Service(r) => serde_json::to_writer(&mut *out, r),
+        Record::Deployment(r) => serde_json::to_writer(&mut *out, r),
+        Record::Change(r) => serde_json::to_writer(&mut *out, r),
+        Record::Incident(r) => serde_json::to_writer(&mut *out, r),
+        Record::Ticket(r) => serde_json::to_writer(&mut *out, r),
+        Record::Survey(r) => serde_json::to_writer(&mut *out, r),
+        Record::PipelineRun(r) => serde_json::to_writer(&mut *out, r),
+        Record::SelfService(r) => serde_json::to_writer(&mut *out, r),
+    };
+    if written.is_err() || append_version(out, start, version).is_err() {
+        out.truncate(start);
+        return Err(StoreError::Rejected(format!(
+            "cannot serialise {} record {}",
+            record.kind(),
+            record.key()
+        )));
+    }
+    Ok(())
+}
+
+/// The body of one INSERT: every row's storage line.
+fn render_rows(rows: &[&Versioned]) -> Result<Bytes, StoreError> {
+    let Some((first, rest)) = rows.split_first() else {
+        return Ok(Bytes::new());
+    };
+    let mut body = Vec::with_capacity(512);
+    write_storage_line(&mut body, &first.record, first.version)?;
+    // Sized from the first row (+25 %), so a body is rarely copied to grow: fresh memory is costly here.
+    body.reserve(rows.len() * (body.len() + body.len() / 4));
+    for v in rest {
+        write_storage_line(&mut body, &v.record, v.version)?;
+    }
+    Ok(Bytes::from(body))
+}
+
+/// Turns the JSON object in `out[start..]` into that object with `"version":N` added, plus `\n`.
+fn append_version(out: &mut Vec<u8>, start: usize, version: u64) -> Result<(), StoreError> {
+    if out.len() < start + 2 || out.last() != Some(&b'}') {
         return Err(StoreError::Rejected("a row did not serialise to a JSON object".into()));
     }
-    json.pop();
-    if json.len() > 1 {
-        json.push(',');
+    out.pop();
+    if out.len() > start + 1 {
+        out.push(b',');
     }
-    let _ = write!(json, "\"version\":{version}}}\n");
-    Ok(json)
+    let _ = writeln!(out, "\"version\":{version}}}");
+    Ok(())
+}
+
+/// An INSERT sent by a task of its own; aborted if dropped before it is finished.
+struct InFlight(JoinHandle<Result<(), clickhouse::error::Error>>);
+
+impl InFlight {
+    async fn finish(mut self) -> Result<(), clickhouse::error::Error> {
+        match (&mut self.0).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(clickhouse::error::Error::Custom(format!("the insert task ended: {e}"))),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Decodes every non-empty line of a piece of a JSONEachRow response (the work of one blocking task).
+fn decode_chunk<T>(
+    text: &[u8],
+    decode: &(impl Fn(&str) -> Result<T, StoreError> + ?Sized),
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::with_capacity(text.len() / 256 + 1);
+    for line in text.split(|b| *b == b'\n') {
+        if !line.is_empty() {
+            out.push(decode(utf8(line)?)?);
+        }
+    }
+    Ok(out)
+}
+
+async fn join_decode<T>(handle: JoinHandle<Result<Vec<T>, StoreError>>) -> Result<Vec<T>, StoreError> {
+    match handle.await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StoreError::Corrupt(format!(
+            "decoding rows from ClickHouse stopped: {e}"
+        ))),
+    }
 }
 
 /// Maps a client error: reachability problems and overload are `Unavailable`, the rest `Rejected`.
@@ -627,6 +802,136 @@ mod tests {
             Record::from_storage(Kind::Deployments, line.trim_end()).unwrap(),
             deployment()
         );
+    }
+
+    #[test]
+    fn a_rendered_body_is_the_storage_lines_one_after_another() {
+        let rows: Vec<Versioned> = (0..3)
+            .map(|i| Versioned {
+                version: 10 + i,
+                record: deployment(),
+            })
+            .collect();
+        let refs: Vec<&Versioned> = rows.iter().collect();
+        let body = render_rows(&refs).unwrap();
+        let want: String = rows
+            .iter()
+            .map(|v| storage_line(&v.record, v.version).unwrap())
+            .collect();
+        assert_eq!(std::str::from_utf8(&body).unwrap(), want);
+        let mut out = b"{}".to_vec();
+        append_version(&mut out, 0, 7).unwrap();
+        assert_eq!(out, b"{\"version\":7}\n");
+        let mut out = b"x[]".to_vec();
+        assert!(append_version(&mut out, 1, 7).is_err());
+    }
+
+    #[test]
+    fn chunks_decode_every_non_empty_line_and_name_bad_utf8() {
+        let got = decode_chunk(b"1\n\n22\n333", &|l: &str| Ok(l.len())).unwrap();
+        assert_eq!(got, vec![1, 2, 3]);
+        let err = decode_chunk(b"1\n\xff\n", &|l: &str| Ok(l.len())).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(m) if m.contains("invalid UTF-8")));
+    }
+
+    /// Drops the test database when the test ends, passed or not.
+    struct DropDatabase(String, String);
+
+    impl Drop for DropDatabase {
+        fn drop(&mut self) {
+            let (url, sql) = (self.0.clone(), format!("DROP DATABASE IF EXISTS {}", self.1));
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(reqwest::Client::new().post(url).body(sql).send()).ok()
+            })
+            .join();
+        }
+    }
+
+    /// A database of its own on the test server (PAVEMETER_TEST_CLICKHOUSE_URL), dropped at the end.
+    async fn test_store() -> Option<(ClickHouseStore, String, DropDatabase)> {
+        let Ok(url) = std::env::var("PAVEMETER_TEST_CLICKHOUSE_URL") else {
+            eprintln!("skipped: PAVEMETER_TEST_CLICKHOUSE_URL is unset");
+            return None;
+        };
+        let cfg = StoreConfig {
+            url: Some(url.clone()),
+            database: format!("pm_test_b{}", crate::store::new_salt()),
+            ..StoreConfig::default()
+        };
+        let store = ClickHouseStore::new(&cfg, None).unwrap();
+        let guard = DropDatabase(url.clone(), cfg.database.clone());
+        store.migrate().await.unwrap();
+        Some((store, url, guard))
+    }
+
+    async fn post(url: &str, sql: &str) {
+        let r = reqwest::Client::new()
+            .post(url)
+            .body(sql.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert!(
+            status.is_success(),
+            "{sql}: {status} {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_of_many_decode_chunks_returns_exactly_the_rows_upserted() {
+        let Some((store, url, _drop)) = test_store().await else {
+            return;
+        };
+        // 2 INSERT chunks (the second rendered while the first is in flight) and ~10 decode chunks.
+        let n = INSERT_CHUNK_ROWS + 25_000;
+        let mut want: Vec<Record> = (0..n)
+            .map(|i| {
+                let Record::Deployment(mut d) = deployment() else {
+                    unreachable!()
+                };
+                d.id = format!("d-{i:07}");
+                d.url = Some(format!("https://ci.example.com/{}/{i}", "x".repeat(i % 64)));
+                d.finished_at = Some(Ts::from_secs(1_782_907_200 + i as i64));
+                Record::Deployment(d)
+            })
+            .collect();
+        let batch: Vec<Versioned> = want
+            .iter()
+            .map(|r| Versioned {
+                version: crate::store::next_version(),
+                record: r.clone(),
+            })
+            .collect();
+        store.upsert(&batch).await.unwrap();
+        let mut got = store.load(Kind::Deployments).await.unwrap();
+        assert_eq!(got.len(), n);
+        got.sort_by_key(Record::key);
+        want.sort_by_key(Record::key);
+        assert!(got == want, "every row back exactly once, unchanged");
+
+        // A row that does not decode, sorted after every other (so in the last chunk), fails the load and
+        // the message names the table and the row.
+        post(
+            &url,
+            &format!(
+                "INSERT INTO {}.deployments FORMAT JSONEachRow {{\"id\":\"zz-bad\",\"service\":\"s\",\"environment\":\"p\",\"sha\":\"a\",\"status\":\"success\",\"commits\":\"[oops\",\"version\":1}}",
+                store.database
+            ),
+        )
+        .await;
+        match store.load(Kind::Deployments).await {
+            Err(StoreError::Corrupt(m)) => {
+                assert!(m.contains("a deployments row does not match the record type"), "{m}");
+                assert!(m.contains("zz-bad"), "{m}");
+            }
+            other => panic!("expected a corrupt-row error, got {:?}", other.map(|v| v.len())),
+        }
     }
 
     #[test]
