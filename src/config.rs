@@ -74,7 +74,7 @@ pub struct StoreConfig {
     pub database: String,
     pub user: String,
     pub password_env: Option<String>,
-    /// Files per kind in the embedded store before they are compacted into one.
+    /// Segments one size tier of an embedded-store table may hold before that tier is merged into one.
     pub compact_after_files: usize,
 }
 
