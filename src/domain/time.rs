@@ -35,6 +35,17 @@ impl Ts {
     /// `YYYY-MM-DD<sep>hh:mm:ss<suffix>` for years 0000–9999 (None outside), written by hand: chrono's
     /// formatter took a third of a bulk import's CPU (every record has several timestamps).
     fn civil(self, sep: u8, suffix: &str) -> Option<String> {
+        let mut out = Vec::with_capacity(19 + suffix.len());
+        if !self.write_civil(sep, &mut out) {
+            return None;
+        }
+        out.extend_from_slice(suffix.as_bytes());
+        String::from_utf8(out).ok()
+    }
+
+    /// Appends `YYYY-MM-DD<sep>hh:mm:ss` to `out` and returns true, for years 0000–9999; writes nothing and
+    /// returns false outside them.
+    pub fn write_civil(self, sep: u8, out: &mut Vec<u8>) -> bool {
         let days = self.0.div_euclid(86_400);
         let secs = self.0.rem_euclid(86_400);
         // Days to civil date (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
@@ -48,10 +59,10 @@ impl Ts {
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
         if !(0..=9999).contains(&year) {
-            return None;
+            return false;
         }
         let d = |v: i64, i: usize| b'0' + (v / 10i64.pow(i as u32) % 10) as u8;
-        let mut out = vec![
+        out.extend_from_slice(&[
             d(year, 3),
             d(year, 2),
             d(year, 1),
@@ -71,9 +82,8 @@ impl Ts {
             b':',
             d(secs % 60, 1),
             d(secs % 60, 0),
-        ];
-        out.extend_from_slice(suffix.as_bytes());
-        String::from_utf8(out).ok()
+        ]);
+        true
     }
 
     /// Parses RFC 3339 (any offset, any fraction), Jira's `+0800` offsets, the storage form, or a bare date.

@@ -267,49 +267,16 @@ fn escape(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// `"YYYY-MM-DDThh:mm:ssZ"` (with quotes), as [`Ts::rfc3339`] formats it, for years 0..=9999.
+/// `"YYYY-MM-DDThh:mm:ssZ"` (with quotes), as [`Ts::rfc3339`] formats it.
 fn rfc3339(secs: i64, out: &mut Vec<u8>) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(0..=9999).contains(&year) {
-        out.extend_from_slice(format!("\"{}\"", Ts::from_secs(secs).rfc3339()).as_bytes());
-        return;
+    let ts = Ts::from_secs(secs);
+    out.push(b'"');
+    if ts.write_civil(b'T', out) {
+        out.push(b'Z');
+    } else {
+        out.extend_from_slice(ts.rfc3339().as_bytes());
     }
-    let d = |n: i64| b'0' + n as u8;
-    out.extend_from_slice(&[
-        b'"',
-        d(year / 1000),
-        d(year / 100 % 10),
-        d(year / 10 % 10),
-        d(year % 10),
-        b'-',
-        d(month / 10),
-        d(month % 10),
-        b'-',
-        d(day / 10),
-        d(day % 10),
-        b'T',
-        d(rem / 36_000),
-        d(rem / 3600 % 10),
-        b':',
-        d(rem % 3600 / 600),
-        d(rem % 3600 / 60 % 10),
-        b':',
-        d(rem % 60 / 10),
-        d(rem % 10),
-        b'Z',
-        b'"',
-    ]);
+    out.push(b'"');
 }
 
 #[cfg(test)]
