@@ -340,9 +340,14 @@ impl Store for ClickHouseStore {
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        migrate::migrate(&self.server, &self.database)
+        let applied = migrate::migrate(&self.server, &self.database)
             .await
-            .map_err(|e| self.annotate(e))
+            .map_err(|e| self.annotate(e))?;
+        // The salt is created here, by the one process that migrates: ClickHouse has no compare-and-set, so two
+        // processes making their first `instance_salt` call at once on a fresh database could each return its
+        // own candidate (the first to read back before the other's lower-versioned insert landed).
+        self.instance_salt().await?;
+        Ok(applied)
     }
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]

@@ -447,13 +447,19 @@ async fn clickhouse_instance_salt_is_created_once_and_shared() {
         return;
     };
     let other = db.reopen();
-    // Two "processes" racing to create it agree.
+    // Created by the migration, so two "processes" asking at once agree.
     let (a, b) = tokio::join!(db.store.instance_salt(), other.instance_salt());
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a, b);
     assert_eq!(a.len(), 32);
     assert_eq!(db.store.instance_salt().await.unwrap(), a);
     assert_eq!(db.reopen().instance_salt().await.unwrap(), a);
+    db.store.migrate().await.unwrap();
+    assert_eq!(
+        db.store.instance_salt().await.unwrap(),
+        a,
+        "a later migrate keeps the salt"
+    );
 }
 
 #[tokio::test]
