@@ -182,14 +182,7 @@ impl ClickHouseStore {
             }
             Ok(())
         };
-        match tokio::time::timeout(QUERY_TIMEOUT, work).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "query did not finish within {} s (ClickHouse at {})",
-                QUERY_TIMEOUT.as_secs(),
-                self.origin
-            ))),
-        }
+        self.within_query_timeout(work).await
     }
 
     async fn fetch<T: DeserializeOwned>(&self, query: clickhouse::query::Query) -> Result<Vec<T>, StoreError> {
@@ -295,14 +288,7 @@ impl ClickHouseStore {
             }
             Ok(rows)
         };
-        match tokio::time::timeout(QUERY_TIMEOUT, work).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "query did not finish within {} s (ClickHouse at {})",
-                QUERY_TIMEOUT.as_secs(),
-                self.origin
-            ))),
-        }
+        self.within_query_timeout(work).await
     }
 
     /// The live rows of `kind` matching `filter` (SQL), decoded.
@@ -318,6 +304,21 @@ impl ClickHouseStore {
             })
         })
         .await
+    }
+
+    /// `work`, or `Unavailable` naming the server when it takes longer than [`QUERY_TIMEOUT`].
+    async fn within_query_timeout<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(QUERY_TIMEOUT, work).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "query did not finish within {} s (ClickHouse at {})",
+                QUERY_TIMEOUT.as_secs(),
+                self.origin
+            ))),
+        }
     }
 
     fn live_filter(kind: Kind) -> String {

@@ -1402,6 +1402,16 @@ mod tests {
                 self.rows.insert(key.to_string(), (version, sha.to_string()));
             }
         }
+        /// Deployments `k0`..`k{n-1}` at `version` with `sha`, written to the model too.
+        fn batch(&mut self, n: usize, version: u64, sha: &str) -> Vec<Versioned> {
+            (0..n)
+                .map(|i| {
+                    let key = format!("k{i}");
+                    self.write(version, &key, sha);
+                    v(version, deployment(&key, sha))
+                })
+                .collect()
+        }
         fn expected(&self) -> BTreeMap<String, String> {
             self.rows
                 .iter()
@@ -1525,13 +1535,7 @@ mod tests {
         let mut model = Model::default();
         {
             let store = LocalStore::open(tmp.path(), 100).unwrap();
-            let big: Vec<Versioned> = (0..50)
-                .map(|i| {
-                    let key = format!("k{i}");
-                    model.write(10, &key, "big");
-                    v(10, deployment(&key, "big"))
-                })
-                .collect();
+            let big = model.batch(50, 10, "big");
             store.upsert(&big).await.unwrap();
             for (version, key, sha) in [(11, "k1", "s2"), (11, "k2", "s3"), (11, "k1", "s4"), (9, "k3", "stale")] {
                 model.write(version, key, sha);
@@ -1584,13 +1588,7 @@ mod tests {
         let dir = tmp.path().join("deployments");
         let store = LocalStore::open(tmp.path(), 2).unwrap();
         let mut model = Model::default();
-        let big: Vec<Versioned> = (0..64)
-            .map(|i| {
-                let key = format!("k{i}");
-                model.write(5, &key, "first");
-                v(5, deployment(&key, "first"))
-            })
-            .collect();
+        let big = model.batch(64, 5, "first");
         store.upsert(&big).await.unwrap();
         let mut rng = Rng(42);
         for n in 0..60u64 {
