@@ -610,6 +610,11 @@ async fn snapshot_services(state: &AppState, last: Option<i64>) -> Option<i64> {
         }
     };
     let day = crate::domain::Ts::from_secs(today);
+    if snapshot_is_current(&computed.dataset, day) {
+        // Already written today (a restart, a second process): writing it again would only make every
+        // instance rebuild its model, minutes on a large organisation, for the same figures.
+        return Some(today);
+    }
     let snaps: Vec<ServiceSnapshot> = computed
         .dataset
         .services
@@ -632,6 +637,17 @@ async fn snapshot_services(state: &AppState, last: Option<i64>) -> Option<i64> {
             last
         }
     }
+}
+
+/// True when the store already holds `day`'s snapshot of every service, exactly as the service is now.
+fn snapshot_is_current(ds: &Dataset, day: Ts) -> bool {
+    let stored: std::collections::HashMap<&str, &crate::domain::records::Service> = ds
+        .snapshots
+        .iter()
+        .filter(|s| s.day == day)
+        .map(|s| (s.service.id.as_str(), &s.service))
+        .collect();
+    !ds.services.is_empty() && ds.services.iter().all(|s| stored.get(s.id.as_str()) == Some(&s))
 }
 
 /// Every configured source that has a schedule.
@@ -657,6 +673,38 @@ mod tests {
     use super::*;
     use crate::domain::Deployment;
     use crate::store::local::LocalStore;
+
+    #[test]
+    fn a_snapshot_is_current_only_when_today_holds_every_service_as_it_is_now() {
+        let svc = |id: &str, team: &str| crate::domain::records::Service {
+            id: id.into(),
+            team: Some(team.into()),
+            repositories: vec![],
+            created_at: None,
+            lifecycle: None,
+            tier: None,
+            capabilities: vec![],
+        };
+        let (today, yesterday) = (Ts::from_secs(20 * 86_400), Ts::from_secs(19 * 86_400));
+        let snap = |day, service| ServiceSnapshot { day, service };
+        let mut ds = Dataset {
+            services: vec![svc("a", "t1"), svc("b", "t2")],
+            ..Dataset::default()
+        };
+        assert!(!snapshot_is_current(&ds, today), "nothing stored");
+        ds.snapshots = vec![snap(yesterday, svc("a", "t1")), snap(yesterday, svc("b", "t2"))];
+        assert!(!snapshot_is_current(&ds, today), "only yesterday's");
+        ds.snapshots.push(snap(today, svc("a", "t1")));
+        assert!(!snapshot_is_current(&ds, today), "b is missing today");
+        ds.snapshots.push(snap(today, svc("b", "t1")));
+        assert!(!snapshot_is_current(&ds, today), "b moved team since the snapshot");
+        ds.snapshots.last_mut().unwrap().service = svc("b", "t2");
+        assert!(snapshot_is_current(&ds, today));
+        assert!(
+            !snapshot_is_current(&Dataset::default(), today),
+            "no services: nothing to skip"
+        );
+    }
 
     /// The embedded store with a switchable delay on every load, standing in for a rebuild that takes minutes.
     struct SlowStore {

@@ -17,7 +17,7 @@
 //!
 //! Errors: `PolarsError` from the frame operations (none is expected for well-formed inputs).
 
-use super::frames::{changes_frame, records_frame, shipped_sets_frame, u32_values, ChangeKeys, ProdRecords};
+use super::frames::{changes_frame, records_frame, shipped_sets_frame, u32_values, ChangeKeys, ProdRecords, NO_REPO};
 use polars::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -48,18 +48,19 @@ pub struct Attribution {
     pub before_tracking: Vec<bool>,
 }
 
-pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
+/// `commits[i]`: record `i`'s shipped set when known.
+pub fn attribute(r: &ProdRecords, commits: &[Option<&[String]>], c: &ChangeKeys) -> PolarsResult<Attribution> {
     let prev = previous_records(r)?;
     let n_changes = c.merged.len();
     let mut shipped_by: Vec<Option<(u32, Rule)>> = vec![None; n_changes];
 
     // Only successful records with a P ship anything.
     let ships: Vec<bool> = (0..r.len())
-        .map(|i| r.success[i] && r.fin[i].is_some() && prev[i].is_some() && !r.repo[i].is_empty())
+        .map(|i| r.success[i] && r.fin[i].is_some() && prev[i].is_some() && r.repo[i] != NO_REPO)
         .collect();
 
     // Rule 1: commit graph.
-    let sets = shipped_sets_frame(r, &ships)?;
+    let sets = shipped_sets_frame(r, commits, &ships)?;
     if sets.height() > 0 {
         let changes = changes_frame(c, |_| true)?;
         let joined = changes.join(
@@ -69,12 +70,12 @@ pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
             JoinArgs::new(JoinType::Inner),
             None,
         )?;
-        let joined = joined.sort(["chg", "fin", "id"], SortMultipleOptions::default())?;
+        let joined = joined.sort(["chg", "rank"], SortMultipleOptions::default())?;
         let chg = u32_values(&joined, "chg")?;
         let rec = u32_values(&joined, "rec")?;
         for (ch, re) in chg.into_iter().zip(rec) {
             if let (Some(ch), Some(re)) = (ch, re) {
-                // Sorted by (chg, fin, id): the first row per change is the earliest record.
+                // Sorted by (chg, rank): the first row per change is the earliest record (finish time, then id).
                 if shipped_by[ch as usize].is_none() {
                     shipped_by[ch as usize] = Some((re, Rule::CommitGraph));
                 }
@@ -85,16 +86,14 @@ pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
     // Rule 2 and 3: per (service, repo, finish time) of successful records, the target of the window ending
     // there (smallest id whose set is unknown and that has a P), and each group's first finish time.
     let mut succ: Vec<usize> = (0..r.len()).filter(|&i| r.success[i] && r.fin[i].is_some()).collect();
-    succ.sort_by(|&a, &b| {
-        (r.service[a], &r.repo[a], r.fin[a], &r.id[a]).cmp(&(r.service[b], &r.repo[b], r.fin[b], &r.id[b]))
-    });
-    let mut first_fin: HashMap<(u32, &str), i64> = HashMap::new();
+    succ.sort_unstable_by_key(|&i| (r.service[i], r.repo[i], r.rank[i]));
+    let mut first_fin: HashMap<(u32, u32), i64> = HashMap::new();
     let (mut t_service, mut t_repo, mut t_fin, mut t_target) = (vec![], vec![], vec![], vec![]);
     for &i in &succ {
-        let key = (r.service[i], r.repo[i].as_str());
+        let key = (r.service[i], r.repo[i]);
         let fin = r.fin[i].unwrap_or_default();
         first_fin.entry(key).or_insert(fin);
-        let window_target = (ships[i] && r.commits[i].is_none()).then_some(i as u32);
+        let window_target = (ships[i] && commits[i].is_none()).then_some(i as u32);
         let same_group =
             t_fin.last() == Some(&fin) && t_service.last() == Some(&key.0) && t_repo.last() == Some(&key.1);
         if same_group {
@@ -120,7 +119,7 @@ pub fn attribute(r: &ProdRecords, c: &ChangeKeys) -> PolarsResult<Attribution> {
     let mut before_tracking = vec![false; n_changes];
     for i in 0..n_changes {
         if shipped_by[i].is_none() {
-            if let Some(first) = first_fin.get(&(c.service[i], c.repo[i].as_str())) {
+            if let Some(first) = first_fin.get(&(c.service[i], c.repo[i])) {
                 before_tracking[i] = c.merged[i] <= *first;
             }
         }
@@ -164,7 +163,7 @@ fn previous_records(r: &ProdRecords) -> PolarsResult<Vec<Option<u32>>> {
     }
     let succ = all
         .filter(all.column("success")?.as_materialized_series().bool()?)?
-        .sort(["fin", "id"], SortMultipleOptions::default())?
+        .sort(["rank"], SortMultipleOptions::default())?
         // Ties on finish time: the greatest id is the latest.
         .unique_stable(
             Some(&["service".into(), "repo".into(), "fin".into()]),

@@ -9,9 +9,11 @@ use crate::config::{Config, MetricsConfig};
 use crate::domain::period::Interval;
 use crate::domain::Ts;
 use crate::observe::snapshot::{DoraFigures, SloFigures, Snapshot};
+use std::sync::Arc;
 
 pub struct Computed {
-    pub dataset: Dataset,
+    /// Shared with the DORA model, which points into it instead of copying its strings.
+    pub dataset: Arc<Dataset>,
     pub catalog: Catalog,
     pub dora: DoraModel,
 }
@@ -23,7 +25,8 @@ impl Computed {
     pub fn build(dataset: Dataset, cfg: &MetricsConfig) -> Computed {
         let configured: Vec<String> = cfg.capabilities.keys().cloned().collect();
         let catalog = Catalog::build(&dataset, &configured, cfg.min_group_size);
-        let dora = DoraModel::build(&dataset, cfg);
+        let dataset = Arc::new(dataset);
+        let dora = DoraModel::build(dataset.clone(), cfg);
         Computed { dataset, catalog, dora }
     }
 

@@ -26,16 +26,17 @@
 //! - In `by=team` rows, services without a team are the team `unknown`.
 
 use super::attribution::{attribute, Rule};
-use super::frames::{ChangeKeys, ProdRecords, TierRules};
+use super::frames::{lowercase, ChangeKeys, ProdRecords, Repos, TierRules, NO_REPO};
 use super::levels::{self, Graded};
 use super::scope::{ScopeAt, Scopes, UNKNOWN_TEAM};
 use super::stats::DurationStats;
 use super::Dataset;
 use crate::config::MetricsConfig;
 use crate::domain::period::{Calendar, Interval};
-use crate::domain::{CausedBy, Change, Ts};
+use crate::domain::{CausedBy, Change, Deployment, Ts};
 use regex::Regex;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -311,7 +312,9 @@ enum ReleaseStatus {
 
 #[derive(Clone, Debug)]
 struct Release {
-    id: String,
+    /// The deployment whose `pipeline_run` (`by_run`) or `id` is the release's id ([`release_id`]).
+    key: u32,
+    by_run: bool,
     service: u32,
     records: Vec<u32>,
     fin: i64,
@@ -401,18 +404,27 @@ struct Acc {
     restore: Vec<f64>,
 }
 
+/// What the model adds to a deployment; its strings stay in the dataset (same index).
 struct DepInfo {
     service: u32,
-    environment: String,
     tier: Arc<str>,
-    status: String,
-    sha: String,
     fin: Option<i64>,
     rec: Option<u32>,
 }
 
+/// A release's id: its pipeline run, or its one record's id.
+fn release_id<'d>(deps: &'d [Deployment], rel: &Release) -> &'d str {
+    let d = &deps[rel.key as usize];
+    match (&d.pipeline_run, rel.by_run) {
+        (Some(run), true) => run,
+        _ => &d.id,
+    }
+}
+
 /// Everything DORA needs, computed once per data version.
 pub struct DoraModel {
+    /// The records the indices below point into: ids, titles and shas are read from here, never copied.
+    ds: Arc<Dataset>,
     cfg: MetricsConfig,
     now: Ts,
     scopes: Scopes,
@@ -421,12 +433,10 @@ pub struct DoraModel {
     rec_release: Vec<u32>,
     prev: Vec<Option<u32>>,
     deployments: Vec<DepInfo>,
-    dep_by_id: HashMap<String, u32>,
-    change_ids: Vec<String>,
-    change_meta: Vec<(String, Option<String>, i64)>,
+    /// Deployment indices sorted by id (a binary search replaces a map holding a copy of every id).
+    dep_by_id: Vec<u32>,
     changes: Vec<ChangeInfo>,
     releases: Vec<Release>,
-    incident_ids: Vec<String>,
     dq: Vec<DataQualityIssue>,
     release_facts: Vec<Fact>,
     deployed_facts: Vec<Fact>,
@@ -452,8 +462,8 @@ fn is_hex(s: &str) -> bool {
 }
 
 /// Sorted (key, value) pairs answering exact and 7-39 hex prefix look-ups; values sorted by preference.
-struct ShaIndex<T: Copy> {
-    entries: Vec<(String, T)>,
+struct ShaIndex<'a, T: Copy> {
+    entries: Vec<(Cow<'a, str>, T)>,
 }
 
 enum ShaMatch<T> {
@@ -462,14 +472,14 @@ enum ShaMatch<T> {
     None,
 }
 
-impl<T: Copy + Ord> ShaIndex<T> {
-    fn new(mut entries: Vec<(String, T)>) -> Self {
+impl<'a, T: Copy + Ord> ShaIndex<'a, T> {
+    fn new(mut entries: Vec<(Cow<'a, str>, T)>) -> Self {
         entries.sort();
         ShaIndex { entries }
     }
     fn find(&self, sha: &str) -> ShaMatch<T> {
         let sha = sha.to_ascii_lowercase();
-        let lo = self.entries.partition_point(|e| e.0.as_str() < sha.as_str());
+        let lo = self.entries.partition_point(|e| e.0.as_ref() < sha.as_str());
         if self.entries.get(lo).is_some_and(|e| e.0 == sha) {
             return ShaMatch::One(self.entries[lo].1);
         }
@@ -480,9 +490,9 @@ impl<T: Copy + Ord> ShaIndex<T> {
         let mut first = None;
         let mut last_key: Option<&str> = None;
         for e in self.entries[lo..].iter().take_while(|e| e.0.starts_with(sha.as_str())) {
-            if last_key != Some(e.0.as_str()) {
+            if last_key != Some(e.0.as_ref()) {
                 distinct += 1;
-                last_key = Some(e.0.as_str());
+                last_key = Some(e.0.as_ref());
                 if first.is_none() {
                     first = Some(e.1);
                 }
@@ -494,6 +504,12 @@ impl<T: Copy + Ord> ShaIndex<T> {
             (n, _) => ShaMatch::Ambiguous(n),
         }
     }
+}
+
+/// The deployment with `id`, through the indices of `deps` sorted by id.
+fn find_deployment(deps: &[Deployment], by_id: &[u32], id: &str) -> Option<u32> {
+    let p = by_id.partition_point(|&d| deps[d as usize].id.as_str() < id);
+    by_id.get(p).copied().filter(|&d| deps[d as usize].id == id)
 }
 
 /// The change a revert names: `Revert "<title>"` or `This reverts commit <sha>`.
@@ -557,12 +573,13 @@ fn parts(c: &Change, dq: &mut Vec<DataQualityIssue>) -> Parts {
 }
 
 impl DoraModel {
-    pub fn build(ds: &Dataset, cfg: &MetricsConfig) -> DoraModel {
+    pub fn build(ds: Arc<Dataset>, cfg: &MetricsConfig) -> DoraModel {
         DoraModel::build_at(ds, cfg, Ts::now())
     }
 
     /// As [`DoraModel::build`], with `now` deciding which weeks and months have ended and unrecovered ages.
-    pub fn build_at(ds: &Dataset, cfg: &MetricsConfig, now: Ts) -> DoraModel {
+    pub fn build_at(shared: Arc<Dataset>, cfg: &MetricsConfig, now: Ts) -> DoraModel {
+        let ds: &Dataset = &shared;
         let mut dq = Vec::new();
         let mut scopes = Scopes::new(ds, &cfg.golden_path_capability);
         let window = cfg.attribution_window_secs();
@@ -570,30 +587,29 @@ impl DoraModel {
         let tiers = TierRules::new(&cfg.tier_rules);
 
         // Repository keys: a record without `repository` stands for its service's only repository.
-        let mut service_repos: HashMap<&str, BTreeSet<String>> = HashMap::new();
+        let mut repos = Repos::default();
+        let change_repo: Vec<u32> = ds.changes.iter().map(|c| repos.intern(&c.repository)).collect();
+        let mut service_repos: HashMap<&str, BTreeSet<u32>> = HashMap::new();
         for s in &ds.services {
-            service_repos
-                .entry(s.id.as_str())
-                .or_default()
-                .extend(s.repositories.iter().map(|r| r.to_ascii_lowercase()));
+            let set = service_repos.entry(s.id.as_str()).or_default();
+            for r in &s.repositories {
+                set.insert(repos.intern(r));
+            }
         }
-        let mut change_repos: HashMap<&str, BTreeSet<String>> = HashMap::new();
-        for c in &ds.changes {
-            change_repos
-                .entry(c.service.as_str())
-                .or_default()
-                .insert(c.repository.to_ascii_lowercase());
+        let mut change_repos: HashMap<&str, BTreeSet<u32>> = HashMap::new();
+        for (c, &repo) in ds.changes.iter().zip(&change_repo) {
+            change_repos.entry(c.service.as_str()).or_default().insert(repo);
         }
-        let only_repo = |service: &str| -> Option<String> {
+        let only_repo = |service: &str| -> Option<u32> {
             let from_service = service_repos.get(service).filter(|s| !s.is_empty());
             let set = from_service.or_else(|| change_repos.get(service))?;
-            (set.len() == 1).then(|| set.iter().next().cloned()).flatten()
+            (set.len() == 1).then(|| set.iter().next().copied()).flatten()
         };
 
         // Deployments: tier, production records.
         let mut recs = ProdRecords::default();
         let mut deployments = Vec::with_capacity(ds.deployments.len());
-        let mut dep_by_id = HashMap::with_capacity(ds.deployments.len());
+        let mut rec_sha = Vec::new();
         // Tier rules run once per distinct environment name, not per record.
         let mut tier_of_env: HashMap<&str, Arc<str>> = HashMap::new();
         let mut explicit_tiers: HashMap<&str, Arc<str>> = HashMap::new();
@@ -609,10 +625,10 @@ impl DoraModel {
             let mut rec = None;
             if &*tier == "production" {
                 let repo = match &d.repository {
-                    Some(r) => r.to_ascii_lowercase(),
+                    Some(r) => repos.intern(r),
                     None => only_repo(&d.service).unwrap_or_else(|| {
                         issue(&mut dq, "deployment", &d.id, "repository_unknown", Severity::Warning, format!("no `repository`, and service `{}` does not have exactly one repository; the deployment ships no changes", d.service));
-                        String::new()
+                        NO_REPO
                     }),
                 };
                 let fin = if d.status == "in_progress" {
@@ -626,21 +642,29 @@ impl DoraModel {
                 recs.repo.push(repo);
                 recs.fin.push(fin);
                 recs.success.push(d.status == "success" && fin.is_some());
-                recs.id.push(d.id.clone());
-                recs.sha.push(d.sha.to_ascii_lowercase());
-                recs.commits.push(d.commits.clone());
+                rec_sha.push(lowercase(&d.sha));
             }
-            dep_by_id.insert(d.id.clone(), i as u32);
             deployments.push(DepInfo {
                 service: svc,
-                environment: d.environment.clone(),
                 tier,
-                status: d.status.clone(),
-                sha: d.sha.clone(),
                 fin: d.finished_at.map(Ts::secs),
                 rec,
             });
         }
+        let dep_id = |r: usize| ds.deployments[recs.dep[r] as usize].id.as_str();
+        // (finish, id) order, once: finish times almost never tie, so the ids are rarely compared.
+        let mut by_rank: Vec<u32> = (0..recs.len() as u32).collect();
+        by_rank.sort_by(|&a, &b| {
+            (recs.fin[a as usize], dep_id(a as usize)).cmp(&(recs.fin[b as usize], dep_id(b as usize)))
+        });
+        let mut rank = vec![0u32; recs.len()];
+        for (p, &r) in by_rank.iter().enumerate() {
+            rank[r as usize] = p as u32;
+        }
+        drop(by_rank);
+        recs.rank = rank;
+        let mut dep_by_id: Vec<u32> = (0..ds.deployments.len() as u32).collect();
+        dep_by_id.sort_by(|&a, &b| ds.deployments[a as usize].id.cmp(&ds.deployments[b as usize].id));
 
         // Releases: one pipeline_run of one service, or one record.
         // Keyed by (service, is a pipeline run, run or record id), borrowing the ids.
@@ -655,7 +679,8 @@ impl DoraModel {
             };
             let idx = *release_of.entry(key).or_insert_with(|| {
                 releases.push(Release {
-                    id: key.2.to_string(),
+                    key: recs.dep[r],
+                    by_run: key.1,
                     service: recs.service[r],
                     records: Vec::new(),
                     fin: i64::MIN,
@@ -695,7 +720,7 @@ impl DoraModel {
                 continue;
             }
             let mut pending = false;
-            let mut latest: HashMap<&str, (i64, &str, &str)> = HashMap::new();
+            let mut latest: HashMap<u32, (i64, &str, &str)> = HashMap::new();
             for &r in &rel.records {
                 let r = r as usize;
                 let d = &ds.deployments[recs.dep[r] as usize];
@@ -705,7 +730,7 @@ impl DoraModel {
                 };
                 rel.fin = rel.fin.max(fin);
                 let e = latest
-                    .entry(recs.repo[r].as_str())
+                    .entry(recs.repo[r])
                     .or_insert((fin, d.id.as_str(), d.status.as_str()));
                 if (fin, d.id.as_str()) > (e.0, e.1) {
                     *e = (fin, d.id.as_str(), d.status.as_str());
@@ -736,11 +761,18 @@ impl DoraModel {
             .collect();
         let keys = ChangeKeys {
             service: change_svc.clone(),
-            repo: ds.changes.iter().map(|c| c.repository.to_ascii_lowercase()).collect(),
-            merge_sha: ds.changes.iter().map(|c| c.merge_sha.to_ascii_lowercase()).collect(),
+            repo: change_repo,
+            merge_sha: ds.changes.iter().map(|c| lowercase(&c.merge_sha)).collect(),
             merged: ds.changes.iter().map(|c| c.merged_at.secs()).collect(),
         };
-        let att = match attribute(&recs, &keys) {
+        let commits: Vec<Option<&[String]>> = recs
+            .dep
+            .iter()
+            .map(|&d| ds.deployments[d as usize].commits.as_deref())
+            .collect();
+        let att = attribute(&recs, &commits, &keys);
+        drop(commits);
+        let att = match att {
             Ok(a) => a,
             Err(e) => {
                 // Not expected for any input; reported rather than panicking, and nothing is attributed.
@@ -817,7 +849,7 @@ impl DoraModel {
                             format!(
                                 "deployed at {} by {} before it was merged at {}; excluded from lead time",
                                 rfc(dep),
-                                recs.id[rec.unwrap_or_default() as usize],
+                                dep_id(rec.unwrap_or_default() as usize),
                                 rfc(merged)
                             ),
                         );
@@ -876,11 +908,11 @@ impl DoraModel {
                 _ => None,
             })
             .collect();
-        let mut by_title: HashMap<(u32, &str, &str), Vec<(i64, u32)>> = HashMap::new();
+        let mut by_title: HashMap<(u32, u32, &str), Vec<(i64, u32)>> = HashMap::new();
         for (i, c) in ds.changes.iter().enumerate() {
             if let Some(t) = c.title.as_deref().filter(|t| wanted_titles.contains(t)) {
                 by_title
-                    .entry((change_svc[i], keys.repo[i].as_str(), t))
+                    .entry((change_svc[i], keys.repo[i], t))
                     .or_default()
                     .push((keys.merged[i], i as u32));
             }
@@ -891,8 +923,8 @@ impl DoraModel {
         let sha_key = |i: u32| {
             (
                 change_svc[i as usize],
-                keys.repo[i as usize].as_str(),
-                keys.merge_sha[i as usize].as_str(),
+                keys.repo[i as usize],
+                keys.merge_sha[i as usize].as_ref(),
             )
         };
         let mut by_sha: Vec<u32> = if targets.iter().any(|t| matches!(t, Some(RevertTarget::Sha(_)))) {
@@ -906,7 +938,7 @@ impl DoraModel {
             let title = c.title.as_deref().unwrap_or("");
             let target = &targets[i];
             if let Some(target) = target {
-                let (svc, repo) = (change_svc[i], keys.repo[i].as_str());
+                let (svc, repo) = (change_svc[i], keys.repo[i]);
                 let reverted = match target {
                     RevertTarget::Sha(sha) => {
                         let lo = by_sha.partition_point(|&e| sha_key(e) < (svc, repo, sha.as_str()));
@@ -962,15 +994,27 @@ impl DoraModel {
         }
         for v in &mut svc_releases {
             v.sort_by(|&a, &b| {
-                (releases[a as usize].fin, &releases[a as usize].id)
-                    .cmp(&(releases[b as usize].fin, &releases[b as usize].id))
+                (
+                    releases[a as usize].fin,
+                    release_id(&ds.deployments, &releases[a as usize]),
+                )
+                    .cmp(&(
+                        releases[b as usize].fin,
+                        release_id(&ds.deployments, &releases[b as usize]),
+                    ))
             });
         }
         // rank: position of a release in (finish, id) order, so ties compare without touching the ids.
         let mut order: Vec<u32> = (0..releases.len() as u32).collect();
         order.sort_by(|&a, &b| {
-            (releases[a as usize].fin, &releases[a as usize].id)
-                .cmp(&(releases[b as usize].fin, &releases[b as usize].id))
+            (
+                releases[a as usize].fin,
+                release_id(&ds.deployments, &releases[a as usize]),
+            )
+                .cmp(&(
+                    releases[b as usize].fin,
+                    release_id(&ds.deployments, &releases[b as usize]),
+                ))
         });
         let mut rank = vec![0u32; releases.len()];
         for (p, &r) in order.iter().enumerate() {
@@ -997,12 +1041,12 @@ impl DoraModel {
             .incidents
             .iter()
             .any(|i| matches!(i.caused_by, Some(CausedBy::Change(_))));
-        let mut sha_entries: Vec<(String, (u32, u32))> = Vec::new();
+        let mut sha_entries: Vec<(Cow<str>, (u32, u32))> = Vec::new();
         if names_sha {
             for r in 0..recs.len() {
                 let rel = rec_release[r];
                 if recs.success[r] && ok_release(&releases, rel) {
-                    sha_entries.push((recs.sha[r].clone(), (rank[rel as usize], rel)));
+                    sha_entries.push((rec_sha[r].clone(), (rank[rel as usize], rel)));
                 }
             }
             for (i, info) in changes.iter().enumerate() {
@@ -1029,9 +1073,8 @@ impl DoraModel {
             let link: Option<(u32, LinkKind)> = match &inc.caused_by {
                 Some(CausedBy::None(_)) => None,
                 Some(CausedBy::Deployment(id)) => {
-                    let rel = dep_by_id
-                        .get(id)
-                        .and_then(|&d| deployments[d as usize].rec)
+                    let rel = find_deployment(&ds.deployments, &dep_by_id, id)
+                        .and_then(|d| deployments[d as usize].rec)
                         .map(|r| rec_release[r as usize])
                         .filter(|&r| ok_release(&releases, r));
                     if rel.is_none() {
@@ -1130,19 +1173,17 @@ impl DoraModel {
         // Rollbacks: per (service, repo) chain of successful records, a record deploying a sha that was live
         // before marks every release since that sha's last deployment, within the window. Each chain position
         // is marked at most once (disjoint-set skipping), so the pass is near linear.
-        let mut chains: HashMap<(u32, &str), Vec<u32>> = HashMap::new();
+        let mut chains: HashMap<(u32, u32), Vec<u32>> = HashMap::new();
         for r in 0..recs.len() {
             if recs.success[r] {
                 chains
-                    .entry((recs.service[r], recs.repo[r].as_str()))
+                    .entry((recs.service[r], recs.repo[r]))
                     .or_default()
                     .push(r as u32);
             }
         }
         for chain in chains.values_mut() {
-            chain.sort_by(|&a, &b| {
-                (recs.fin[a as usize], &recs.id[a as usize]).cmp(&(recs.fin[b as usize], &recs.id[b as usize]))
-            });
+            chain.sort_unstable_by_key(|&r| recs.rank[r as usize]);
             let fins: Vec<i64> = chain
                 .iter()
                 .map(|&r| recs.fin[r as usize].unwrap_or_default())
@@ -1160,7 +1201,7 @@ impl DoraModel {
             for j in 0..chain.len() {
                 let ry = chain[j] as usize;
                 let y = rec_release[ry];
-                if let Some(&last) = last_seen.get(recs.sha[ry].as_str()) {
+                if let Some(&last) = last_seen.get(rec_sha[ry].as_ref()) {
                     if ok_release(&releases, y) {
                         let mut lower = last + 1;
                         if let Some(w) = window {
@@ -1189,7 +1230,7 @@ impl DoraModel {
                         }
                     }
                 }
-                last_seen.insert(recs.sha[ry].as_str(), j);
+                last_seen.insert(rec_sha[ry].as_ref(), j);
             }
         }
 
@@ -1246,8 +1287,13 @@ impl DoraModel {
                 let zr = &releases[z as usize];
                 if zr.fin > xfin
                     && within(zr.fin - xfin)
-                    && remediation
-                        .is_none_or(|b| (zr.fin, &zr.id) < (releases[b as usize].fin, &releases[b as usize].id))
+                    && remediation.is_none_or(|b| {
+                        (zr.fin, release_id(&ds.deployments, zr))
+                            < (
+                                releases[b as usize].fin,
+                                release_id(&ds.deployments, &releases[b as usize]),
+                            )
+                    })
                 {
                     *remediation = Some(z);
                 }
@@ -1297,7 +1343,7 @@ impl DoraModel {
                     issue(
                         &mut dq,
                         "release",
-                        &releases[x].id,
+                        release_id(&ds.deployments, &releases[x]),
                         "recovered_before_release_finished",
                         Severity::Error,
                         format!(
@@ -1369,7 +1415,9 @@ impl DoraModel {
             team_universe.extend(scopes.ever(s as u32).0);
         }
 
+        drop((rec_sha, keys));
         DoraModel {
+            ds: shared.clone(),
             cfg: cfg.clone(),
             now,
             scopes,
@@ -1379,15 +1427,8 @@ impl DoraModel {
             rec_release,
             deployments,
             dep_by_id,
-            change_ids: ds.changes.iter().map(|c| c.id.clone()).collect(),
-            change_meta: ds
-                .changes
-                .iter()
-                .map(|c| (c.repository.clone(), c.title.clone(), c.merged_at.secs()))
-                .collect(),
             changes,
             releases,
-            incident_ids: ds.incidents.iter().map(|i| i.id.clone()).collect(),
             dq,
             release_facts,
             deployed_facts,
@@ -1825,6 +1866,14 @@ impl DoraModel {
     // -----------------------------------------------------------------------------------------------------
     // Explanations and listings
 
+    fn release_id(&self, x: u32) -> &str {
+        release_id(&self.ds.deployments, &self.releases[x as usize])
+    }
+
+    fn rec_id(&self, r: u32) -> &str {
+        &self.ds.deployments[self.recs.dep[r as usize] as usize].id
+    }
+
     fn explain_release(&self, x: u32) -> ReleaseExplanation {
         let rel = &self.releases[x as usize];
         let status = match rel.status {
@@ -1837,21 +1886,21 @@ impl DoraModel {
             .incidents
             .iter()
             .map(|&(k, link)| FailureReason::Incident {
-                incident: self.incident_ids[k as usize].clone(),
+                incident: self.ds.incidents[k as usize].id.clone(),
                 link,
             })
             .collect();
         if let Some(y) = rel.rolled_back_by {
             let yr = &self.releases[y as usize];
             failure_reasons.push(FailureReason::RolledBack {
-                by_release: yr.id.clone(),
+                by_release: self.release_id(y).to_string(),
                 finished_at: rfc(yr.fin),
             });
         }
         for &(c, rv) in &rel.reverted {
             failure_reasons.push(FailureReason::Reverted {
-                change: self.change_ids[c as usize].clone(),
-                revert: self.change_ids[rv as usize].clone(),
+                change: self.ds.changes[c as usize].id.clone(),
+                revert: self.ds.changes[rv as usize].id.clone(),
                 deployed_at: self.changes[rv as usize].deployed_at.map(rfc).unwrap_or_default(),
             });
         }
@@ -1873,22 +1922,22 @@ impl DoraModel {
             .rollback_of
             .iter()
             .map(|&r| ReworkReason::Rollback {
-                of_release: self.releases[r as usize].id.clone(),
+                of_release: self.release_id(r).to_string(),
             })
             .collect();
         rework_reasons.extend(rel.remediation_of.iter().map(|&r| ReworkReason::Remediation {
-            of_release: self.releases[r as usize].id.clone(),
+            of_release: self.release_id(r).to_string(),
         }));
         rework_reasons.extend(rel.fix_changes.iter().map(|&(c, why)| ReworkReason::FixChange {
-            change: self.change_ids[c as usize].clone(),
+            change: self.ds.changes[c as usize].id.clone(),
             why: why.into(),
         }));
         ReleaseExplanation {
-            id: rel.id.clone(),
+            id: self.release_id(x).to_string(),
             service: self.scopes.service_name(rel.service).to_string(),
             status: status.into(),
             finished_at: (rel.status != ReleaseStatus::Pending).then(|| rfc(rel.fin)),
-            records: rel.records.iter().map(|&r| self.recs.id[r as usize].clone()).collect(),
+            records: rel.records.iter().map(|&r| self.rec_id(r).to_string()).collect(),
             failed: rel.failed(),
             failure_reasons,
             recovery,
@@ -1899,14 +1948,15 @@ impl DoraModel {
 
     /// Why a deployment counts the way it does.
     pub fn explain_deployment(&self, id: &str) -> Option<DeploymentExplanation> {
-        let d = &self.deployments[*self.dep_by_id.get(id)? as usize];
+        let i = find_deployment(&self.ds.deployments, &self.dep_by_id, id)? as usize;
+        let (d, rec) = (&self.deployments[i], &self.ds.deployments[i]);
         let mut e = DeploymentExplanation {
             id: id.to_string(),
             service: self.scopes.service_name(d.service).to_string(),
-            environment: d.environment.clone(),
+            environment: rec.environment.clone(),
             tier: d.tier.to_string(),
-            status: d.status.clone(),
-            sha: d.sha.clone(),
+            status: rec.status.clone(),
+            sha: rec.sha.clone(),
             finished_at: d.fin.map(rfc),
             note: None,
             previous: None,
@@ -1917,7 +1967,7 @@ impl DoraModel {
             e.note = Some(format!("tier `{}` is not production: DORA ignores it", d.tier));
             return Some(e);
         };
-        e.previous = self.prev[r as usize].map(|p| self.recs.id[p as usize].clone());
+        e.previous = self.prev[r as usize].map(|p| self.rec_id(p).to_string());
         if self.recs.success[r as usize] && e.previous.is_none() {
             e.note = Some(
                 "the first successful production deployment of its service and repository: it ships nothing".into(),
@@ -1930,11 +1980,11 @@ impl DoraModel {
             .iter()
             .filter(|&&c| self.changes[c as usize].rec == Some(r))
             .map(|&c| {
-                let (_, title, merged) = &self.change_meta[c as usize];
+                let change = &self.ds.changes[c as usize];
                 ShippedChange {
-                    id: self.change_ids[c as usize].clone(),
-                    title: title.clone(),
-                    merged_at: rfc(*merged),
+                    id: change.id.clone(),
+                    title: change.title.clone(),
+                    merged_at: rfc(change.merged_at.secs()),
                     rule: self.changes[c as usize].rule.unwrap_or(Rule::TimeWindow),
                 }
             })
@@ -1964,23 +2014,24 @@ impl DoraModel {
         let mut out = Vec::new();
         let mut push = |f: &Fact, deployed: bool| {
             let c = &self.changes[f.item as usize];
-            let (repo, title, merged) = &self.change_meta[f.item as usize];
+            let change = &self.ds.changes[f.item as usize];
+            let merged = change.merged_at.secs();
             out.push(ChangeRow {
-                id: self.change_ids[f.item as usize].clone(),
+                id: change.id.clone(),
                 service: self.scopes.service_name(c.service).to_string(),
-                repository: repo.clone(),
+                repository: change.repository.clone(),
                 team: self.scopes.team_name(f.scope.0).to_string(),
-                title: title.clone(),
+                title: change.title.clone(),
                 state: if deployed { "deployed" } else { "undeployed" }.into(),
-                merged_at: rfc(*merged),
+                merged_at: rfc(merged),
                 deployed_at: if deployed { c.deployed_at.map(rfc) } else { None },
                 deployment: if deployed {
-                    c.rec.map(|r| self.recs.id[r as usize].clone())
+                    c.rec.map(|r| self.rec_id(r).to_string())
                 } else {
                     None
                 },
                 release: if deployed {
-                    c.release.map(|r| self.releases[r as usize].id.clone())
+                    c.release.map(|r| self.release_id(r).to_string())
                 } else {
                     None
                 },
@@ -2104,7 +2155,7 @@ mod tests {
     }
 
     fn build_cfg(ds: &Dataset, cfg: &MetricsConfig) -> DoraModel {
-        DoraModel::build_at(ds, cfg, at(400 * 24))
+        DoraModel::build_at(Arc::new(ds.clone()), cfg, at(400 * 24))
     }
 
     fn query(interval: Interval, from_h: i64, to_h: i64, by: By) -> DoraQuery {
@@ -2136,7 +2187,7 @@ mod tests {
     }
 
     fn state(m: &DoraModel, change: &str) -> ChangeState {
-        let i = m.change_ids.iter().position(|c| c == change).unwrap();
+        let i = m.ds.changes.iter().position(|c| c.id == change).unwrap();
         m.changes[i].state
     }
 
@@ -3073,7 +3124,12 @@ mod scale {
             }
         }
         let started = std::time::Instant::now();
-        let m = DoraModel::build_at(&ds, &MetricsConfig::default(), Ts::from_secs(base + 400 * 86_400));
+        let ds = Arc::new(ds);
+        let m = DoraModel::build_at(
+            ds.clone(),
+            &MetricsConfig::default(),
+            Ts::from_secs(base + 400 * 86_400),
+        );
         let built = started.elapsed();
         let q = DoraQuery {
             from: Ts::from_secs(base),

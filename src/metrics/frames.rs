@@ -39,21 +39,20 @@ impl TierRules {
     }
 }
 
-/// Production-tier deployment records in columnar form. Index `i` is a "record" throughout the engine.
+/// Production-tier deployment records in columnar form. Index `i` is a "record" throughout the engine. Strings
+/// stay in the [`Dataset`](super::Dataset) (`dep` points there): the model keeps only indices and numbers.
 #[derive(Clone, Debug, Default)]
 pub struct ProdRecords {
     /// Index into `Dataset::deployments`.
     pub dep: Vec<u32>,
     pub service: Vec<u32>,
-    /// Lower-cased `owner/name`; empty when it cannot be told (ships nothing).
-    pub repo: Vec<String>,
+    /// The lower-cased `owner/name`, interned by [`Repos`]; [`NO_REPO`] when it cannot be told (ships nothing).
+    pub repo: Vec<u32>,
     /// `None` while in progress.
     pub fin: Vec<Option<i64>>,
     pub success: Vec<bool>,
-    pub id: Vec<String>,
-    pub sha: Vec<String>,
-    /// The shipped set when known (`commits`).
-    pub commits: Vec<Option<Vec<String>>>,
+    /// Position in (finish time, id) order, so the engine's "ties by id" never compares the ids again.
+    pub rank: Vec<u32>,
 }
 
 impl ProdRecords {
@@ -65,34 +64,72 @@ impl ProdRecords {
     }
 }
 
-/// Changes in columnar form (index = index into `Dataset::changes`).
+/// The repository a record cannot name.
+pub const NO_REPO: u32 = 0;
+
+/// Repository keys interned as numbers: compared case-insensitively (METRICS.md Records), joined as integers
+/// instead of strings, and stored once instead of once per record.
+pub struct Repos(std::collections::HashMap<String, u32>);
+
+impl Default for Repos {
+    fn default() -> Repos {
+        Repos([(String::new(), NO_REPO)].into_iter().collect())
+    }
+}
+
+impl Repos {
+    pub fn intern(&mut self, name: &str) -> u32 {
+        let lower;
+        let key = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = name.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            name
+        };
+        if let Some(&id) = self.0.get(key) {
+            return id;
+        }
+        let id = self.0.len() as u32;
+        self.0.insert(key.to_string(), id);
+        id
+    }
+}
+
+/// Changes in columnar form (index = index into `Dataset::changes`). Merge shas are borrowed unless they had
+/// to be lower-cased.
 #[derive(Clone, Debug, Default)]
-pub struct ChangeKeys {
+pub struct ChangeKeys<'a> {
     pub service: Vec<u32>,
-    pub repo: Vec<String>,
-    pub merge_sha: Vec<String>,
+    pub repo: Vec<u32>,
+    pub merge_sha: Vec<std::borrow::Cow<'a, str>>,
     pub merged: Vec<i64>,
+}
+
+/// `s` lower-cased, borrowed when it already is.
+pub fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.to_ascii_lowercase().into()
+    } else {
+        s.into()
+    }
 }
 
 fn idx_col(name: &str, v: Vec<u32>) -> Column {
     Column::new(name.into(), v)
 }
 
-/// Finished production records: `rec`, `service`, `repo`, `fin`, `id`, `success`.
+/// Finished production records: `rec`, `service`, `repo`, `fin`, `rank`, `success`.
 pub fn records_frame(r: &ProdRecords) -> PolarsResult<DataFrame> {
     let rows: Vec<usize> = (0..r.len()).filter(|&i| r.fin[i].is_some()).collect();
     DataFrame::new_infer_height(vec![
         idx_col("rec", rows.iter().map(|&i| i as u32).collect()),
         idx_col("service", rows.iter().map(|&i| r.service[i]).collect()),
-        Column::new(
-            "repo".into(),
-            rows.iter().map(|&i| r.repo[i].as_str()).collect::<Vec<_>>(),
-        ),
+        idx_col("repo", rows.iter().map(|&i| r.repo[i]).collect()),
         Column::new(
             "fin".into(),
             rows.iter().map(|&i| r.fin[i].unwrap_or_default()).collect::<Vec<i64>>(),
         ),
-        Column::new("id".into(), rows.iter().map(|&i| r.id[i].as_str()).collect::<Vec<_>>()),
+        idx_col("rank", rows.iter().map(|&i| r.rank[i]).collect()),
         Column::new(
             "success".into(),
             rows.iter().map(|&i| r.success[i]).collect::<Vec<bool>>(),
@@ -100,30 +137,28 @@ pub fn records_frame(r: &ProdRecords) -> PolarsResult<DataFrame> {
     ])
 }
 
-/// The known shipped sets, one row per (record, sha): `service`, `repo`, `sha`, `rec`, `fin`, `id`.
-/// Only records in `ships` (successful, with a P) take part.
-pub fn shipped_sets_frame(r: &ProdRecords, ships: &[bool]) -> PolarsResult<DataFrame> {
-    let (mut service, mut repo, mut sha, mut rec, mut fin, mut id) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+/// The known shipped sets (`commits[i]` of record `i`), one row per (record, sha): `service`, `repo`, `sha`,
+/// `rec`, `rank`. Only records in `ships` (successful, with a P) take part.
+pub fn shipped_sets_frame(r: &ProdRecords, commits: &[Option<&[String]>], ships: &[bool]) -> PolarsResult<DataFrame> {
+    let (mut service, mut repo, mut sha, mut rec, mut rank) = (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..r.len() {
-        let (Some(set), true) = (&r.commits[i], ships[i]) else {
+        let (Some(set), true) = (commits[i], ships[i]) else {
             continue;
         };
         for s in set {
             service.push(r.service[i]);
-            repo.push(r.repo[i].as_str());
+            repo.push(r.repo[i]);
             sha.push(s.as_str());
             rec.push(i as u32);
-            fin.push(r.fin[i].unwrap_or_default());
-            id.push(r.id[i].as_str());
+            rank.push(r.rank[i]);
         }
     }
     DataFrame::new_infer_height(vec![
         idx_col("service", service),
-        Column::new("repo".into(), repo),
+        idx_col("repo", repo),
         Column::new("sha".into(), sha),
         idx_col("rec", rec),
-        Column::new("fin".into(), fin),
-        Column::new("id".into(), id),
+        idx_col("rank", rank),
     ])
 }
 
@@ -133,13 +168,10 @@ pub fn changes_frame(c: &ChangeKeys, keep: impl Fn(usize) -> bool) -> PolarsResu
     DataFrame::new_infer_height(vec![
         idx_col("chg", rows.iter().map(|&i| i as u32).collect()),
         idx_col("service", rows.iter().map(|&i| c.service[i]).collect()),
-        Column::new(
-            "repo".into(),
-            rows.iter().map(|&i| c.repo[i].as_str()).collect::<Vec<_>>(),
-        ),
+        idx_col("repo", rows.iter().map(|&i| c.repo[i]).collect()),
         Column::new(
             "sha".into(),
-            rows.iter().map(|&i| c.merge_sha[i].as_str()).collect::<Vec<_>>(),
+            rows.iter().map(|&i| c.merge_sha[i].as_ref()).collect::<Vec<&str>>(),
         ),
         Column::new("merged".into(), rows.iter().map(|&i| c.merged[i]).collect::<Vec<i64>>()),
     ])
@@ -158,6 +190,18 @@ pub fn i64_values(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<i64>>> 
 mod tests {
     use super::*;
     use crate::config::default_tier_rules;
+
+    #[test]
+    fn repositories_intern_case_insensitively_and_the_unknown_one_is_no_repo() {
+        let mut r = Repos::default();
+        assert_eq!(r.intern(""), NO_REPO);
+        let a = r.intern("Acme/Checkout");
+        assert_ne!(a, NO_REPO);
+        assert_eq!(r.intern("acme/checkout"), a);
+        assert_ne!(r.intern("acme/search"), a);
+        assert!(matches!(lowercase("abc"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(lowercase("AbC"), "abc");
+    }
 
     #[test]
     fn tier_from_environment_tier_or_the_ordered_rules() {
