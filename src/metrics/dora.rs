@@ -412,6 +412,14 @@ struct DepInfo {
     rec: Option<u32>,
 }
 
+/// (finish, id) order of releases; the ids are read only on a tie.
+fn release_order(deps: &[Deployment], releases: &[Release], a: u32, b: u32) -> std::cmp::Ordering {
+    let (a, b) = (&releases[a as usize], &releases[b as usize]);
+    a.fin
+        .cmp(&b.fin)
+        .then_with(|| release_id(deps, a).cmp(release_id(deps, b)))
+}
+
 /// A release's id: its pipeline run, or its one record's id.
 fn release_id<'d>(deps: &'d [Deployment], rel: &Release) -> &'d str {
     let d = &deps[rel.key as usize];
@@ -433,8 +441,8 @@ pub struct DoraModel {
     rec_release: Vec<u32>,
     prev: Vec<Option<u32>>,
     deployments: Vec<DepInfo>,
-    /// Deployment indices sorted by id (a binary search replaces a map holding a copy of every id).
-    dep_by_id: Vec<u32>,
+    /// (hash of the id, deployment index), sorted: a binary search replaces a map holding a copy of every id.
+    dep_by_id: Vec<(u64, u32)>,
     changes: Vec<ChangeInfo>,
     releases: Vec<Release>,
     dq: Vec<DataQualityIssue>,
@@ -472,8 +480,18 @@ enum ShaMatch<T> {
     None,
 }
 
+/// The shortest sha prefix [`ShaIndex::find`] matches.
+const MIN_SHA_PREFIX: usize = 7;
+
 impl<'a, T: Copy + Ord> ShaIndex<'a, T> {
-    fn new(mut entries: Vec<(Cow<'a, str>, T)>) -> Self {
+    /// Keeps only the entries one of the lower-cased `wanted` shas can find (equal, or sharing its first
+    /// [`MIN_SHA_PREFIX`] characters), so millions of record shas are hashed but never sorted.
+    fn new(mut entries: Vec<(Cow<'a, str>, T)>, wanted: &[String]) -> Self {
+        let exact: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
+        let prefixes: std::collections::HashSet<&str> = wanted.iter().filter_map(|w| w.get(..MIN_SHA_PREFIX)).collect();
+        entries.retain(|(sha, _)| {
+            exact.contains(sha.as_ref()) || sha.get(..MIN_SHA_PREFIX).is_some_and(|p| prefixes.contains(p))
+        });
         entries.sort();
         ShaIndex { entries }
     }
@@ -483,7 +501,7 @@ impl<'a, T: Copy + Ord> ShaIndex<'a, T> {
         if self.entries.get(lo).is_some_and(|e| e.0 == sha) {
             return ShaMatch::One(self.entries[lo].1);
         }
-        if !(7..=39).contains(&sha.len()) || !is_hex(&sha) {
+        if !(MIN_SHA_PREFIX..=39).contains(&sha.len()) || !is_hex(&sha) {
             return ShaMatch::None;
         }
         let mut distinct = 0;
@@ -506,10 +524,22 @@ impl<'a, T: Copy + Ord> ShaIndex<'a, T> {
     }
 }
 
-/// The deployment with `id`, through the indices of `deps` sorted by id.
-fn find_deployment(deps: &[Deployment], by_id: &[u32], id: &str) -> Option<u32> {
-    let p = by_id.partition_point(|&d| deps[d as usize].id.as_str() < id);
-    by_id.get(p).copied().filter(|&d| deps[d as usize].id == id)
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// The deployment with `id`, through the (id hash, index) pairs of `deps` sorted by hash.
+fn find_deployment(deps: &[Deployment], by_id: &[(u64, u32)], id: &str) -> Option<u32> {
+    let h = id_hash(id);
+    let p = by_id.partition_point(|e| e.0 < h);
+    by_id[p..]
+        .iter()
+        .take_while(|e| e.0 == h)
+        .map(|e| e.1)
+        .find(|&d| deps[d as usize].id == id)
 }
 
 /// The change a revert names: `Revert "<title>"` or `This reverts commit <sha>`.
@@ -655,7 +685,8 @@ impl DoraModel {
         // (finish, id) order, once: finish times almost never tie, so the ids are rarely compared.
         let mut by_rank: Vec<u32> = (0..recs.len() as u32).collect();
         by_rank.sort_by(|&a, &b| {
-            (recs.fin[a as usize], dep_id(a as usize)).cmp(&(recs.fin[b as usize], dep_id(b as usize)))
+            let (a, b) = (a as usize, b as usize);
+            recs.fin[a].cmp(&recs.fin[b]).then_with(|| dep_id(a).cmp(dep_id(b)))
         });
         let mut rank = vec![0u32; recs.len()];
         for (p, &r) in by_rank.iter().enumerate() {
@@ -663,8 +694,13 @@ impl DoraModel {
         }
         drop(by_rank);
         recs.rank = rank;
-        let mut dep_by_id: Vec<u32> = (0..ds.deployments.len() as u32).collect();
-        dep_by_id.sort_by(|&a, &b| ds.deployments[a as usize].id.cmp(&ds.deployments[b as usize].id));
+        let mut dep_by_id: Vec<(u64, u32)> = ds
+            .deployments
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (id_hash(&d.id), i as u32))
+            .collect();
+        dep_by_id.sort_unstable();
 
         // Releases: one pipeline_run of one service, or one record.
         // Keyed by (service, is a pipeline run, run or record id), borrowing the ids.
@@ -993,29 +1029,11 @@ impl DoraModel {
             }
         }
         for v in &mut svc_releases {
-            v.sort_by(|&a, &b| {
-                (
-                    releases[a as usize].fin,
-                    release_id(&ds.deployments, &releases[a as usize]),
-                )
-                    .cmp(&(
-                        releases[b as usize].fin,
-                        release_id(&ds.deployments, &releases[b as usize]),
-                    ))
-            });
+            v.sort_by(|&a, &b| release_order(&ds.deployments, &releases, a, b));
         }
         // rank: position of a release in (finish, id) order, so ties compare without touching the ids.
         let mut order: Vec<u32> = (0..releases.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            (
-                releases[a as usize].fin,
-                release_id(&ds.deployments, &releases[a as usize]),
-            )
-                .cmp(&(
-                    releases[b as usize].fin,
-                    release_id(&ds.deployments, &releases[b as usize]),
-                ))
-        });
+        order.sort_by(|&a, &b| release_order(&ds.deployments, &releases, a, b));
         let mut rank = vec![0u32; releases.len()];
         for (p, &r) in order.iter().enumerate() {
             rank[r as usize] = p as u32;
@@ -1041,6 +1059,14 @@ impl DoraModel {
             .incidents
             .iter()
             .any(|i| matches!(i.caused_by, Some(CausedBy::Change(_))));
+        let named_shas: Vec<String> = ds
+            .incidents
+            .iter()
+            .filter_map(|i| match &i.caused_by {
+                Some(CausedBy::Sha(sha)) => Some(sha.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect();
         let mut sha_entries: Vec<(Cow<str>, (u32, u32))> = Vec::new();
         if names_sha {
             for r in 0..recs.len() {
@@ -1055,7 +1081,7 @@ impl DoraModel {
                 }
             }
         }
-        let sha_index = ShaIndex::new(sha_entries);
+        let sha_index = ShaIndex::new(sha_entries, &named_shas);
         let change_by_id: HashMap<&str, u32> = if names_change {
             ds.changes
                 .iter()
@@ -1287,13 +1313,7 @@ impl DoraModel {
                 let zr = &releases[z as usize];
                 if zr.fin > xfin
                     && within(zr.fin - xfin)
-                    && remediation.is_none_or(|b| {
-                        (zr.fin, release_id(&ds.deployments, zr))
-                            < (
-                                releases[b as usize].fin,
-                                release_id(&ds.deployments, &releases[b as usize]),
-                            )
-                    })
+                    && remediation.is_none_or(|b| release_order(&ds.deployments, &releases, z, b).is_lt())
                 {
                     *remediation = Some(z);
                 }
