@@ -609,27 +609,10 @@ async fn snapshot_services(state: &AppState, last: Option<i64>) -> Option<i64> {
             return last;
         }
     };
-    let day = crate::domain::Ts::from_secs(today);
-    if snapshot_is_current(&computed.dataset, day) {
-        // Already written today (a restart, a second process): writing it again would only make every
-        // instance rebuild its model, minutes on a large organisation, for the same figures.
-        return Some(today);
-    }
-    let snaps: Vec<ServiceSnapshot> = computed
-        .dataset
-        .services
-        .iter()
-        .map(|s| ServiceSnapshot {
-            day,
-            service: s.clone(),
-        })
-        .collect();
-    if snaps.is_empty() {
-        return last;
-    }
-    match state.store.upsert_snapshots(&snaps, store::next_version()).await {
-        Ok(()) => {
-            tracing::info!(services = snaps.len(), "Service snapshot written");
+    match write_snapshot(state.store.as_ref(), &computed.dataset, Ts::from_secs(today)).await {
+        Ok(0) => Some(today),
+        Ok(n) => {
+            tracing::info!(services = n, "Service snapshot written");
             Some(today)
         }
         Err(e) => {
@@ -637,6 +620,25 @@ async fn snapshot_services(state: &AppState, last: Option<i64>) -> Option<i64> {
             last
         }
     }
+}
+
+/// Stores `day`'s snapshot of every service in `ds` unless the store already holds it, exactly as the services
+/// are now (a restart, a second process): writing it again would only make every instance rebuild its model,
+/// minutes on a large organisation, for the same figures. Returns how many snapshots were written.
+pub async fn write_snapshot(store: &dyn Store, ds: &Dataset, day: Ts) -> Result<usize, StoreError> {
+    if ds.services.is_empty() || snapshot_is_current(ds, day) {
+        return Ok(0);
+    }
+    let snaps: Vec<ServiceSnapshot> = ds
+        .services
+        .iter()
+        .map(|s| ServiceSnapshot {
+            day,
+            service: s.clone(),
+        })
+        .collect();
+    store.upsert_snapshots(&snaps, store::next_version()).await?;
+    Ok(snaps.len())
 }
 
 /// True when the store already holds `day`'s snapshot of every service, exactly as the service is now.
