@@ -24,9 +24,17 @@ pub const TRAILING_SECS: i64 = 28 * 86_400;
 impl Computed {
     pub fn build(dataset: Dataset, cfg: &MetricsConfig) -> Computed {
         let configured: Vec<String> = cfg.capabilities.keys().cloned().collect();
-        let catalog = Catalog::build(&dataset, &configured, cfg.min_group_size);
         let dataset = Arc::new(dataset);
-        let dora = DoraModel::build(dataset.clone(), cfg);
+        // The catalog's pass over every record runs on the second core while the DORA model builds.
+        let (catalog, dora) = std::thread::scope(|s| {
+            let catalog = s.spawn(|| Catalog::build(&dataset, &configured, cfg.min_group_size));
+            let dora = DoraModel::build(dataset.clone(), cfg);
+            (catalog.join(), dora)
+        });
+        let catalog = match catalog {
+            Ok(c) => c,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         Computed { dataset, catalog, dora }
     }
 
