@@ -524,6 +524,15 @@ impl<'a, T: Copy + Ord> ShaIndex<'a, T> {
     }
 }
 
+/// `order` lists indices in some order; the answer gives each index its position in it.
+fn positions(order: &[u32]) -> Vec<u32> {
+    let mut at = vec![0u32; order.len()];
+    for (p, &i) in order.iter().enumerate() {
+        at[i as usize] = p as u32;
+    }
+    at
+}
+
 fn id_hash(id: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -688,12 +697,8 @@ impl DoraModel {
             let (a, b) = (a as usize, b as usize);
             recs.fin[a].cmp(&recs.fin[b]).then_with(|| dep_id(a).cmp(dep_id(b)))
         });
-        let mut rank = vec![0u32; recs.len()];
-        for (p, &r) in by_rank.iter().enumerate() {
-            rank[r as usize] = p as u32;
-        }
+        recs.rank = positions(&by_rank);
         drop(by_rank);
-        recs.rank = rank;
         let mut dep_by_id: Vec<(u64, u32)> = ds
             .deployments
             .iter()
@@ -1028,15 +1033,13 @@ impl DoraModel {
                 svc_releases[rel.service as usize].push(i as u32);
             }
         }
-        for v in &mut svc_releases {
-            v.sort_by(|&a, &b| release_order(&ds.deployments, &releases, a, b));
-        }
         // rank: position of a release in (finish, id) order, so ties compare without touching the ids.
         let mut order: Vec<u32> = (0..releases.len() as u32).collect();
         order.sort_by(|&a, &b| release_order(&ds.deployments, &releases, a, b));
-        let mut rank = vec![0u32; releases.len()];
-        for (p, &r) in order.iter().enumerate() {
-            rank[r as usize] = p as u32;
+        let rank = positions(&order);
+        drop(order);
+        for v in &mut svc_releases {
+            v.sort_unstable_by_key(|&r| rank[r as usize]);
         }
         let mut svc_records: Vec<Vec<(i64, u32)>> = vec![Vec::new(); scopes.service_count()];
         for r in 0..recs.len() {
