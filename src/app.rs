@@ -597,8 +597,7 @@ fn spawn_jobs(state: AppState, stop: tokio::sync::watch::Receiver<bool>) -> Vec<
 /// Writes today's snapshot of every service once a day (METRICS.md: services are snapshotted daily, so a
 /// record counts for the team and cohort its service had on the day). Returns the day last written.
 async fn snapshot_services(state: &AppState, last: Option<i64>) -> Option<i64> {
-    let now = crate::domain::Ts::now().secs();
-    let today = now - now.rem_euclid(86_400);
+    let today = Ts::now().day_start().secs();
     if last == Some(today) {
         return last;
     }

@@ -230,13 +230,7 @@ pub async fn run(config: Config, env: BTreeMap<String, String>, opts: BenchOptio
     // Today's service snapshot, which `serve` writes at start-up when it is missing, is written now: on a new
     // database that write would otherwise make the server rebuild its model while holding the first one
     // (twice the memory, minutes on `large`) before any query is warm.
-    let now = crate::domain::Ts::now().secs();
-    crate::app::write_snapshot(
-        store.as_ref(),
-        &computed.dataset,
-        crate::domain::Ts::from_secs(now - now.rem_euclid(86_400)),
-    )
-    .await?;
+    crate::app::write_snapshot(store.as_ref(), &computed.dataset, crate::domain::Ts::now().day_start()).await?;
     drop(computed);
     drop(store);
 

@@ -18,6 +18,10 @@ impl Ts {
     pub fn now() -> Self {
         Ts(Utc::now().timestamp())
     }
+    /// Midnight UTC of this instant's day.
+    pub fn day_start(self) -> Self {
+        Ts(self.0 - self.0.rem_euclid(86_400))
+    }
     pub fn to_datetime(self) -> DateTime<Utc> {
         Utc.timestamp_opt(self.0, 0).single().unwrap_or_default()
     }

@@ -77,8 +77,7 @@ pub struct SeedSettings {
 }
 
 fn today() -> Ts {
-    let now = Ts::now().secs();
-    Ts::from_secs(now - now.rem_euclid(86_400))
+    Ts::now().day_start()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +226,7 @@ impl SeedSettings {
 }
 
 fn midnight(t: Ts) -> Ts {
-    Ts::from_secs(t.secs() - t.secs().rem_euclid(86_400))
+    t.day_start()
 }
 
 /// Streams every record of the organisation to `sink`: services (their state at the anchor) first, then
