@@ -329,21 +329,22 @@ pub async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> R
     }
 }
 
-/// Reads every kind from the store: one read per kind, all kinds concurrently; pipeline runs only as far back
-/// as the SLOs look from `now` ([`crate::metrics::slo::lookback_secs`]).
+/// Reads every kind from the store: one read per kind of only what the metrics use
+/// ([`Store::load_for_metrics`]), all kinds concurrently; pipeline runs only as far back as the SLOs look from
+/// `now` ([`crate::metrics::slo::lookback_secs`]).
 #[tracing::instrument(skip(store, metrics))]
 pub async fn load_dataset(store: &dyn Store, metrics: &MetricsConfig, now: Ts) -> Result<Dataset, StoreError> {
     let lookback = crate::metrics::slo::lookback_secs(metrics).map_err(|e| StoreError::Rejected(e.to_string()))?;
     let runs_since = Ts::from_secs(now.secs() - lookback);
     let (services, deployments, changes, incidents, tickets, surveys, runs, self_service, snapshots) = tokio::try_join!(
-        store.load(Kind::Services),
-        store.load(Kind::Deployments),
-        store.load(Kind::Changes),
-        store.load(Kind::Incidents),
-        store.load(Kind::Tickets),
-        store.load(Kind::Surveys),
-        store.load_since(Kind::PipelineRuns, runs_since),
-        store.load(Kind::SelfService),
+        store.load_for_metrics(Kind::Services, runs_since),
+        store.load_for_metrics(Kind::Deployments, runs_since),
+        store.load_for_metrics(Kind::Changes, runs_since),
+        store.load_for_metrics(Kind::Incidents, runs_since),
+        store.load_for_metrics(Kind::Tickets, runs_since),
+        store.load_for_metrics(Kind::Surveys, runs_since),
+        store.load_for_metrics(Kind::PipelineRuns, runs_since),
+        store.load_for_metrics(Kind::SelfService, runs_since),
         store.load_snapshots(),
     )?;
     // Sized up front, and one kind at a time so each store answer is freed as soon as it is sorted: growing the
@@ -460,6 +461,9 @@ impl Store for NotifyingStore {
     }
     async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
         self.inner.load_since(kind, since).await
+    }
+    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
+        self.inner.load_for_metrics(kind, since).await
     }
     async fn count(&self, kind: Kind) -> Result<u64, StoreError> {
         self.inner.count(kind).await

@@ -6,10 +6,13 @@
 //!   ordered by the natural key only, so the highest version of a key wins.
 //! - Reads: `FINAL` deduplicates even before background merges; tombstoned keys are removed with a
 //!   `NOT IN (SELECT key FROM tombstones FINAL …)`, which hides a key whatever version of it arrives later.
+//!   Reads return JSONEachRow, except the metrics' load of the large kinds: RowBinary of only the columns a
+//!   computation reads ([`rowbinary`]).
 //! - Errors: [`StoreError`] at this boundary. Connection failures, timeouts and overload codes are
 //!   `Unavailable` (the ingest path spools and retries); everything else is `Rejected` with ClickHouse's
 //!   message. Messages name the server's origin, never credentials.
 
+use super::rowbinary::{self, RowDecoder};
 use super::{migrate, ServiceSnapshot, Store, StoreError, Versioned};
 use crate::config::StoreConfig;
 use crate::domain::{Kind, Record, Ts};
@@ -32,6 +35,8 @@ const SEND_CHUNK_BYTES: usize = 1 << 20;
 const DECODE_CHUNK_BYTES: usize = 4 << 20;
 /// Chunks of one load being decoded at once: keeps both cores busy and bounds the text held in memory.
 const DECODES_IN_FLIGHT: usize = 2;
+/// Received pieces of a RowBinary load queued for its decoder: bounds the bytes held while it catches up.
+const PIECES_IN_FLIGHT: usize = 64;
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 const INSERT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -306,6 +311,52 @@ impl ClickHouseStore {
         .await
     }
 
+    /// The live rows of `kind` matching `filter` (SQL), as RowBinary of only `layout`'s columns, decoded on a
+    /// blocking thread while the response keeps streaming in.
+    async fn load_row_binary(
+        &self,
+        kind: Kind,
+        layout: rowbinary::Layout,
+        filter: String,
+    ) -> Result<Vec<Record>, StoreError> {
+        let sql = format!("SELECT {} FROM {} FINAL WHERE {filter}", layout.columns, kind.table());
+        let query = self.db.query_raw(&sql);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIECES_IN_FLIGHT);
+        let decoder = tokio::task::spawn_blocking(move || {
+            let mut rows = RowDecoder::new(kind.table(), &layout);
+            while let Some(piece) = rx.blocking_recv() {
+                rows.feed(&piece)?;
+            }
+            rows.finish()
+        });
+        let streamed = self
+            .within_query_timeout(async move {
+                let mut cursor = query.fetch_bytes("RowBinary").map_err(|e| self.map(e))?;
+                while let Some(piece) = cursor.next().await.map_err(|e| self.map(e))? {
+                    if tx.send(piece).await.is_err() {
+                        // The decoder stopped on bytes it cannot read; its error is the answer.
+                        break;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        // The sender is gone by now (moved into the stream's future), so the decoder always ends.
+        let decoded = join_decode(decoder).await;
+        streamed?;
+        decoded
+    }
+
+    /// The filter of [`Store::load_since`]: live rows, and pipeline runs from `since` on.
+    fn since_filter(kind: Kind, since: Ts) -> String {
+        let live = Self::live_filter(kind);
+        if kind == Kind::PipelineRuns {
+            format!("toUInt32(finished_at) >= {} AND {live}", since.secs().max(0))
+        } else {
+            live
+        }
+    }
+
     /// `work`, or `Unavailable` naming the server when it takes longer than [`QUERY_TIMEOUT`].
     async fn within_query_timeout<T>(
         &self,
@@ -433,11 +484,22 @@ impl Store for ClickHouseStore {
     /// The time bound goes into the query, so the rows outside it never leave the server.
     #[tracing::instrument(skip(self), fields(database = %self.database))]
     async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
-        let mut filter = Self::live_filter(kind);
-        if kind == Kind::PipelineRuns {
-            filter = format!("toUInt32(finished_at) >= {} AND {filter}", since.secs().max(0));
+        self.load_where(kind, Self::since_filter(kind, since)).await
+    }
+
+    /// The large kinds (those with a [`rowbinary::layout`]) come as RowBinary of only the columns the metrics
+    /// read; the small ones as [`Store::load_since`] gives them.
+    #[tracing::instrument(skip(self), fields(database = %self.database))]
+    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
+        let filter = Self::since_filter(kind, since);
+        match rowbinary::layout(kind) {
+            Some(layout) => self.load_row_binary(kind, layout, filter).await,
+            None => {
+                let mut all = self.load_where(kind, filter).await?;
+                all.iter_mut().for_each(Record::drop_unread);
+                Ok(all)
+            }
         }
-        self.load_where(kind, filter).await
     }
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
@@ -775,7 +837,7 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Deployment, Ts};
+    use crate::domain::{Change, Deployment, PipelineRun, Ts};
 
     fn deployment() -> Record {
         Record::Deployment(Deployment {
@@ -920,6 +982,12 @@ mod tests {
         got.sort_by_key(Record::key);
         want.sort_by_key(Record::key);
         assert!(got == want, "every row back exactly once, unchanged");
+        // The metrics' RowBinary load crosses as many pieces of the HTTP stream and gives the same rows, less
+        // the fields no computation reads.
+        let mut metrics = store.load_for_metrics(Kind::Deployments, Ts::from_secs(0)).await.unwrap();
+        metrics.sort_by_key(Record::key);
+        want.iter_mut().for_each(Record::drop_unread);
+        assert!(metrics == want, "the metrics load gives every row once, as `load` does less its unread fields");
 
         // A row that does not decode, sorted after every other (so in the last chunk), fails the load and
         // the message names the table and the row.
@@ -935,6 +1003,104 @@ mod tests {
             Err(StoreError::Corrupt(m)) => {
                 assert!(m.contains("a deployments row does not match the record type"), "{m}");
                 assert!(m.contains("zz-bad"), "{m}");
+            }
+            other => panic!("expected a corrupt-row error, got {:?}", other.map(|v| v.len())),
+        }
+    }
+
+    /// Every shape a column of the three RowBinary kinds can take, read back by the metrics load exactly as
+    /// `load_since` reads it (less the unread fields), after a replacement and a tombstone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_metrics_load_reads_every_column_shape_as_the_json_load_does() {
+        let Some((store, url, _drop)) = test_store().await else {
+            return;
+        };
+        let Record::Deployment(base) = deployment() else { unreachable!() };
+        let mut records = Vec::new();
+        for (i, commits) in [None, Some(vec![]), Some(vec!["a1".to_string(), "b2".to_string()])]
+            .into_iter()
+            .enumerate()
+        {
+            let mut d = base.clone();
+            d.id = format!("d-{i}");
+            d.service = format!("sérvice-{}", "ü".repeat(100 * i));
+            d.repository = (i != 1).then(|| "acme/api".to_string());
+            d.environment_tier = None;
+            d.started_at = (i == 2).then(|| Ts::from_secs(1_782_900_000));
+            d.finished_at = (i != 0).then(|| Ts::from_secs(1_782_907_200 + i as i64));
+            d.pipeline_run = (i == 2).then(|| "run-2".to_string());
+            d.url = Some("https://ci.example.com/x".into());
+            d.commits = commits;
+            records.push(Record::Deployment(d));
+        }
+        for i in 0..3 {
+            records.push(Record::Change(Change {
+                id: format!("c-{i}"),
+                repository: "acme/api".into(),
+                service: "api".into(),
+                author: Some("ann".into()),
+                is_bot: [None, Some(true), Some(false)][i],
+                first_commit_at: (i > 0).then(|| Ts::from_secs(1_782_800_000)),
+                opened_at: (i == 2).then(|| Ts::from_secs(1_782_800_100)),
+                first_review_at: None,
+                merged_at: Ts::from_secs(1_782_800_200 + i as i64),
+                merge_sha: format!("m{i}"),
+                labels: (0..i).map(|k| format!("label \"{k}\"\n")).collect(),
+                title: (i != 0).then(|| "Revert \"fix\" \u{1F600}".to_string()),
+            }));
+        }
+        for i in 0..3 {
+            records.push(Record::PipelineRun(PipelineRun {
+                id: format!("r-{i}"),
+                service: "api".into(),
+                workflow: "deploy".into(),
+                conclusion: "failure".into(),
+                started_at: Ts::from_secs(1_782_000_000 + 100 * i),
+                finished_at: Ts::from_secs(1_782_000_050 + 100 * i),
+                attempt: (i == 1).then_some(u32::MAX),
+                failure_class: (i == 2).then(|| "platform".to_string()),
+            }));
+        }
+        let batch = Versioned::stamp(records.clone());
+        store.upsert(&batch).await.unwrap();
+        // A newer version of d-0 replaces it; c-2 is tombstoned.
+        let Record::Deployment(mut newer) = records[0].clone() else { unreachable!() };
+        newer.status = "failure".into();
+        store.upsert(&Versioned::stamp(vec![Record::Deployment(newer)])).await.unwrap();
+        store.tombstone(Kind::Changes, "c-2", crate::store::next_version()).await.unwrap();
+
+        let since = Ts::from_secs(1_782_000_100);
+        for kind in [Kind::Deployments, Kind::Changes, Kind::PipelineRuns] {
+            let mut want = store.load_since(kind, since).await.unwrap();
+            want.iter_mut().for_each(Record::drop_unread);
+            want.sort_by_key(Record::key);
+            let mut got = store.load_for_metrics(kind, since).await.unwrap();
+            got.sort_by_key(Record::key);
+            assert_eq!(got, want, "{kind}");
+            assert!(!got.is_empty(), "{kind}");
+        }
+        let runs = store.load_for_metrics(Kind::PipelineRuns, since).await.unwrap();
+        assert_eq!(runs.len(), 2, "the run that finished before `since` stays on the server");
+        let changes = store.load_for_metrics(Kind::Changes, since).await.unwrap();
+        assert_eq!(changes.len(), 2, "the tombstoned change is not read");
+        let deployments = store.load_for_metrics(Kind::Deployments, since).await.unwrap();
+        assert!(deployments
+            .iter()
+            .any(|r| matches!(r, Record::Deployment(d) if d.id == "d-0" && d.status == "failure")));
+
+        // A stored value the record type cannot hold fails the load, naming the table, the row and the column.
+        post(
+            &url,
+            &format!(
+                "INSERT INTO {}.deployments FORMAT JSONEachRow {{\"id\":\"zz-bad\",\"service\":\"s\",\"environment\":\"p\",\"sha\":\"a\",\"status\":\"success\",\"commits\":\"[oops\",\"version\":1}}",
+                store.database
+            ),
+        )
+        .await;
+        match store.load_for_metrics(Kind::Deployments, since).await {
+            Err(StoreError::Corrupt(m)) => {
+                assert!(m.contains("of the deployments load from ClickHouse is unreadable"), "{m}");
+                assert!(m.contains("`commits`"), "{m}");
             }
             other => panic!("expected a corrupt-row error, got {:?}", other.map(|v| v.len())),
         }
