@@ -984,10 +984,16 @@ mod tests {
         assert!(got == want, "every row back exactly once, unchanged");
         // The metrics' RowBinary load crosses as many pieces of the HTTP stream and gives the same rows, less
         // the fields no computation reads.
-        let mut metrics = store.load_for_metrics(Kind::Deployments, Ts::from_secs(0)).await.unwrap();
+        let mut metrics = store
+            .load_for_metrics(Kind::Deployments, Ts::from_secs(0))
+            .await
+            .unwrap();
         metrics.sort_by_key(Record::key);
         want.iter_mut().for_each(Record::drop_unread);
-        assert!(metrics == want, "the metrics load gives every row once, as `load` does less its unread fields");
+        assert!(
+            metrics == want,
+            "the metrics load gives every row once, as `load` does less its unread fields"
+        );
 
         // A row that does not decode, sorted after every other (so in the last chunk), fails the load and
         // the message names the table and the row.
@@ -1015,7 +1021,9 @@ mod tests {
         let Some((store, url, _drop)) = test_store().await else {
             return;
         };
-        let Record::Deployment(base) = deployment() else { unreachable!() };
+        let Record::Deployment(base) = deployment() else {
+            unreachable!()
+        };
         let mut records = Vec::new();
         for (i, commits) in [None, Some(vec![]), Some(vec!["a1".to_string(), "b2".to_string()])]
             .into_iter()
@@ -1064,10 +1072,18 @@ mod tests {
         let batch = Versioned::stamp(records.clone());
         store.upsert(&batch).await.unwrap();
         // A newer version of d-0 replaces it; c-2 is tombstoned.
-        let Record::Deployment(mut newer) = records[0].clone() else { unreachable!() };
+        let Record::Deployment(mut newer) = records[0].clone() else {
+            unreachable!()
+        };
         newer.status = "failure".into();
-        store.upsert(&Versioned::stamp(vec![Record::Deployment(newer)])).await.unwrap();
-        store.tombstone(Kind::Changes, "c-2", crate::store::next_version()).await.unwrap();
+        store
+            .upsert(&Versioned::stamp(vec![Record::Deployment(newer)]))
+            .await
+            .unwrap();
+        store
+            .tombstone(Kind::Changes, "c-2", crate::store::next_version())
+            .await
+            .unwrap();
 
         let since = Ts::from_secs(1_782_000_100);
         for kind in [Kind::Deployments, Kind::Changes, Kind::PipelineRuns] {
@@ -1080,7 +1096,11 @@ mod tests {
             assert!(!got.is_empty(), "{kind}");
         }
         let runs = store.load_for_metrics(Kind::PipelineRuns, since).await.unwrap();
-        assert_eq!(runs.len(), 2, "the run that finished before `since` stays on the server");
+        assert_eq!(
+            runs.len(),
+            2,
+            "the run that finished before `since` stays on the server"
+        );
         let changes = store.load_for_metrics(Kind::Changes, since).await.unwrap();
         assert_eq!(changes.len(), 2, "the tombstoned change is not read");
         let deployments = store.load_for_metrics(Kind::Deployments, since).await.unwrap();
@@ -1099,7 +1119,10 @@ mod tests {
         .await;
         match store.load_for_metrics(Kind::Deployments, since).await {
             Err(StoreError::Corrupt(m)) => {
-                assert!(m.contains("of the deployments load from ClickHouse is unreadable"), "{m}");
+                assert!(
+                    m.contains("of the deployments load from ClickHouse is unreadable"),
+                    "{m}"
+                );
                 assert!(m.contains("`commits`"), "{m}");
             }
             other => panic!("expected a corrupt-row error, got {:?}", other.map(|v| v.len())),

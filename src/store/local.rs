@@ -71,6 +71,10 @@ struct Inner {
     snapshots: Mutex<Table<Arc<Vec<ServiceSnapshot>>>>,
     cursors: Mutex<Table<Arc<HashMap<String, String>>>>,
     salt: Mutex<Option<String>>,
+    /// Taken by every record load, before the table's lock: one kind decodes at a time. A load holds its
+    /// kind's stored payload text, larger than the records decoded from it, until the last record is decoded;
+    /// the metrics ask for every kind at once, and held together those texts set the store's peak memory.
+    loads: Mutex<()>,
 }
 
 /// One table's segment files and its cached, decoded live set (`None`: not loaded since the last write).
@@ -164,6 +168,7 @@ impl LocalStore {
             snapshots: Mutex::new(Table::scan(dir, SNAPSHOTS, read_only)?),
             cursors: Mutex::new(Table::scan(dir, CURSORS, read_only)?),
             salt: Mutex::new(None),
+            loads: Mutex::new(()),
         };
         Ok(LocalStore { inner: Arc::new(inner) })
     }
@@ -188,6 +193,13 @@ impl LocalStore {
             .await
             .map_err(|e| StoreError::Rejected(format!("local store task failed: {e}")))?
     }
+}
+
+/// Whether a load keeps the fields no computation reads ([`Record::drop_unread`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unread {
+    Keep,
+    Drop,
 }
 
 fn table_names() -> impl Iterator<Item = &'static str> {
@@ -663,8 +675,15 @@ impl Inner {
     }
 
     /// The live records of `kind`, without the ones `keep` rejects (dropped as each chunk decodes, so a
-    /// bounded read never holds the whole table decoded).
-    fn load(&self, kind: Kind, keep: impl Fn(&Record) -> bool + Sync) -> Result<Vec<Record>, StoreError> {
+    /// bounded read never holds the whole table decoded), and with [`Record::drop_unread`] applied as they
+    /// decode when `unread` says so.
+    fn load(
+        &self,
+        kind: Kind,
+        keep: impl Fn(&Record) -> bool + Sync,
+        unread: Unread,
+    ) -> Result<Vec<Record>, StoreError> {
+        let _one_at_a_time = lock(&self.loads);
         let t = self.record_table(kind);
         let live = self.live_records_frame(kind, &t)?;
         let rows = key_payloads(&live, &t.dir)?;
@@ -672,8 +691,11 @@ impl Inner {
         par_chunks(&rows, |chunk| {
             let mut out = Vec::with_capacity(chunk.len());
             for (key, payload) in chunk {
-                let r = Record::from_storage(kind, payload)
+                let mut r = Record::from_storage(kind, payload)
                     .map_err(|e| corrupt(dir, format!("{kind} record `{key}` cannot be decoded: {e}")))?;
+                if unread == Unread::Drop {
+                    r.drop_unread();
+                }
                 if keep(&r) {
                     out.push(r);
                 }
@@ -824,12 +846,20 @@ impl Store for LocalStore {
 
     #[tracing::instrument(skip(self), fields(store = "local"))]
     async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
-        self.blocking(move |inner| inner.load(kind, |_| true)).await
+        self.blocking(move |inner| inner.load(kind, |_| true, Unread::Keep))
+            .await
     }
 
     #[tracing::instrument(skip(self), fields(store = "local"))]
     async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
-        self.blocking(move |inner| inner.load(kind, |r| r.finished_since(since)))
+        self.blocking(move |inner| inner.load(kind, |r| r.finished_since(since), Unread::Keep))
+            .await
+    }
+
+    /// Drops the unread fields as each chunk decodes, so they never add to the load's peak.
+    #[tracing::instrument(skip(self), fields(store = "local"))]
+    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
+        self.blocking(move |inner| inner.load(kind, |r| r.finished_since(since), Unread::Drop))
             .await
     }
 

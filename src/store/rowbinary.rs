@@ -358,14 +358,18 @@ mod tests {
             d.finish().unwrap()
         };
         assert_eq!(whole.len(), 3);
-        let Record::Deployment(d1) = &whole[0] else { panic!("not a deployment") };
+        let Record::Deployment(d1) = &whole[0] else {
+            panic!("not a deployment")
+        };
         assert_eq!(d1.service.len(), 150);
         assert_eq!(d1.repository.as_deref(), Some("acme/api"));
         assert_eq!(d1.environment_tier, None);
         assert_eq!(d1.started_at, None);
         assert_eq!(d1.finished_at, Some(Ts::from_secs(1_700_000_000)));
         assert_eq!(d1.commits, None);
-        let Record::Deployment(d2) = &whole[1] else { panic!("not a deployment") };
+        let Record::Deployment(d2) = &whole[1] else {
+            panic!("not a deployment")
+        };
         assert_eq!(d2.commits, Some(vec!["aaa".to_string(), "bbb".to_string()]));
         for cut in 1..body.len() {
             let mut d = RowDecoder::new("deployments", &layout_of(Kind::Deployments));
@@ -424,7 +428,9 @@ mod tests {
         let mut d = RowDecoder::new("changes", &layout_of(Kind::Changes));
         d.feed(&change).unwrap();
         let rows = d.finish().unwrap();
-        let Record::Change(c) = &rows[0] else { panic!("not a change") };
+        let Record::Change(c) = &rows[0] else {
+            panic!("not a change")
+        };
         assert_eq!(c.is_bot, Some(true));
         assert_eq!(c.first_commit_at, Some(Ts::from_secs(10)));
         assert_eq!(c.opened_at, None);
@@ -444,7 +450,9 @@ mod tests {
         let mut d = RowDecoder::new("pipeline_runs", &layout_of(Kind::PipelineRuns));
         d.feed(&run).unwrap();
         let rows = d.finish().unwrap();
-        let Record::PipelineRun(p) = &rows[0] else { panic!("not a run") };
+        let Record::PipelineRun(p) = &rows[0] else {
+            panic!("not a run")
+        };
         assert_eq!((p.attempt, p.failure_class.as_deref()), (Some(3), None));
         assert_eq!(p.finished_at, Ts::from_secs(9));
     }
