@@ -7,7 +7,7 @@
 
 use crate::config::{parse_duration, Config, MetricsConfig, StoreKind};
 use crate::domain::records::ParseCtx;
-use crate::domain::{Kind, Limits, Record, Ts};
+use crate::domain::{Kind, Limits, Record, Records, Ts};
 use crate::ingest::{spool::Spool, Ingestor};
 use crate::metrics::{Computed, Dataset};
 use crate::store::{self, DynStore, ServiceSnapshot, Store, StoreError, Versioned};
@@ -347,21 +347,11 @@ pub async fn load_dataset(store: &dyn Store, metrics: &MetricsConfig, now: Ts) -
         store.load_for_metrics(Kind::SelfService, runs_since),
         store.load_snapshots(),
     )?;
-    // Sized up front, and one kind at a time so each store answer is freed as soon as it is sorted: growing the
-    // vectors by doubling moved every record several times and faulted in fresh pages for each copy (the
-    // largest cost of a load in `perf`).
     let mut ds = Dataset {
         snapshots,
-        services: Vec::with_capacity(services.len()),
-        deployments: Vec::with_capacity(deployments.len()),
-        changes: Vec::with_capacity(changes.len()),
-        incidents: Vec::with_capacity(incidents.len()),
-        tickets: Vec::with_capacity(tickets.len()),
-        surveys: Vec::with_capacity(surveys.len()),
-        pipeline_runs: Vec::with_capacity(runs.len()),
-        self_service: Vec::with_capacity(self_service.len()),
+        ..Dataset::default()
     };
-    for records in [
+    for part in [
         services,
         deployments,
         changes,
@@ -371,17 +361,15 @@ pub async fn load_dataset(store: &dyn Store, metrics: &MetricsConfig, now: Ts) -
         runs,
         self_service,
     ] {
-        for r in records {
-            match r {
-                Record::Service(x) => ds.services.push(x),
-                Record::Deployment(x) => ds.deployments.push(x),
-                Record::Change(x) => ds.changes.push(x),
-                Record::Incident(x) => ds.incidents.push(x),
-                Record::Ticket(x) => ds.tickets.push(x),
-                Record::Survey(x) => ds.surveys.push(x),
-                Record::PipelineRun(x) => ds.pipeline_runs.push(x),
-                Record::SelfService(x) => ds.self_service.push(x),
-            }
+        match part {
+            Records::Services(v) => ds.services = v,
+            Records::Deployments(v) => ds.deployments = v,
+            Records::Changes(v) => ds.changes = v,
+            Records::Incidents(v) => ds.incidents = v,
+            Records::Tickets(v) => ds.tickets = v,
+            Records::Surveys(v) => ds.surveys = v,
+            Records::PipelineRuns(v) => ds.pipeline_runs = v,
+            Records::SelfService(v) => ds.self_service = v,
         }
     }
     Ok(ds)
@@ -462,7 +450,7 @@ impl Store for NotifyingStore {
     async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
         self.inner.load_since(kind, since).await
     }
-    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
+    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Records, StoreError> {
         self.inner.load_for_metrics(kind, since).await
     }
     async fn count(&self, kind: Kind) -> Result<u64, StoreError> {

@@ -167,6 +167,89 @@ pub enum Record {
     SelfService(SelfService),
 }
 
+/// Records of one kind in a vector of their own type: what the metrics' load returns
+/// ([`crate::store::Store::load_for_metrics`]), so the dataset takes each vector as it comes instead of moving
+/// millions of records out of a `Vec<Record>` into fresh memory.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Records {
+    Services(Vec<Service>),
+    Deployments(Vec<Deployment>),
+    Changes(Vec<Change>),
+    Incidents(Vec<Incident>),
+    Tickets(Vec<Ticket>),
+    Surveys(Vec<SurveyResponse>),
+    PipelineRuns(Vec<PipelineRun>),
+    SelfService(Vec<SelfService>),
+}
+
+impl Records {
+    /// `records`, every one of `kind`, in `kind`'s vector. A record of another kind would be a caller's bug.
+    pub fn of(kind: Kind, records: Vec<Record>) -> Records {
+        fn only<T>(records: Vec<Record>, pick: fn(Record) -> Option<T>) -> Vec<T> {
+            let mut out = Vec::with_capacity(records.len());
+            for r in records {
+                let kind = r.kind();
+                match pick(r) {
+                    Some(x) => out.push(x),
+                    None => debug_assert!(false, "a {kind} record among records of another kind"),
+                }
+            }
+            out
+        }
+        match kind {
+            Kind::Services => Records::Services(only(records, |r| match r {
+                Record::Service(x) => Some(x),
+                _ => None,
+            })),
+            Kind::Deployments => Records::Deployments(only(records, |r| match r {
+                Record::Deployment(x) => Some(x),
+                _ => None,
+            })),
+            Kind::Changes => Records::Changes(only(records, |r| match r {
+                Record::Change(x) => Some(x),
+                _ => None,
+            })),
+            Kind::Incidents => Records::Incidents(only(records, |r| match r {
+                Record::Incident(x) => Some(x),
+                _ => None,
+            })),
+            Kind::Tickets => Records::Tickets(only(records, |r| match r {
+                Record::Ticket(x) => Some(x),
+                _ => None,
+            })),
+            Kind::Surveys => Records::Surveys(only(records, |r| match r {
+                Record::Survey(x) => Some(x),
+                _ => None,
+            })),
+            Kind::PipelineRuns => Records::PipelineRuns(only(records, |r| match r {
+                Record::PipelineRun(x) => Some(x),
+                _ => None,
+            })),
+            Kind::SelfService => Records::SelfService(only(records, |r| match r {
+                Record::SelfService(x) => Some(x),
+                _ => None,
+            })),
+        }
+    }
+
+    /// Back to one `Record` each, in order (comparisons in tests; the metrics keep the typed vectors).
+    pub fn into_records(self) -> Vec<Record> {
+        fn all<T>(v: Vec<T>, wrap: fn(T) -> Record) -> Vec<Record> {
+            v.into_iter().map(wrap).collect()
+        }
+        match self {
+            Records::Services(v) => all(v, Record::Service),
+            Records::Deployments(v) => all(v, Record::Deployment),
+            Records::Changes(v) => all(v, Record::Change),
+            Records::Incidents(v) => all(v, Record::Incident),
+            Records::Tickets(v) => all(v, Record::Ticket),
+            Records::Surveys(v) => all(v, Record::Survey),
+            Records::PipelineRuns(v) => all(v, Record::PipelineRun),
+            Records::SelfService(v) => all(v, Record::SelfService),
+        }
+    }
+}
+
 impl Record {
     pub fn kind(&self) -> Kind {
         match self {

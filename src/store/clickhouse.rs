@@ -15,7 +15,7 @@
 use super::rowbinary::{self, RowDecoder};
 use super::{migrate, ServiceSnapshot, Store, StoreError, Versioned};
 use crate::config::StoreConfig;
-use crate::domain::{Kind, Record, Ts};
+use crate::domain::{Kind, Record, Records, Ts};
 use async_trait::async_trait;
 use bytes::Bytes;
 use clickhouse::{Client, Compression};
@@ -35,8 +35,10 @@ const SEND_CHUNK_BYTES: usize = 1 << 20;
 const DECODE_CHUNK_BYTES: usize = 4 << 20;
 /// Chunks of one load being decoded at once: keeps both cores busy and bounds the text held in memory.
 const DECODES_IN_FLIGHT: usize = 2;
-/// Received pieces of a RowBinary load queued for its decoder: bounds the bytes held while it catches up.
-const PIECES_IN_FLIGHT: usize = 64;
+/// Bytes of a RowBinary response handed to its decoder at a time.
+const PIECE_BYTES: usize = 1 << 20;
+/// Pieces queued for the decoder: bounds the bytes held while it catches up.
+const PIECES_IN_FLIGHT: usize = 8;
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
 const INSERT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -312,18 +314,27 @@ impl ClickHouseStore {
     }
 
     /// The live rows of `kind` matching `filter` (SQL), as RowBinary of only `layout`'s columns, decoded on a
-    /// blocking thread while the response keeps streaming in.
-    async fn load_row_binary(
+    /// blocking thread while the response keeps streaming in. `bound` is `filter` without the tombstones.
+    async fn load_row_binary<T: Send + 'static>(
         &self,
         kind: Kind,
-        layout: rowbinary::Layout,
+        layout: rowbinary::Layout<T>,
         filter: String,
-    ) -> Result<Vec<Record>, StoreError> {
+        bound: String,
+    ) -> Result<Vec<T>, StoreError> {
+        // Rows before FINAL and the tombstones: never fewer than the answer, and cheap to count.
+        let expected: Vec<serde_json::Value> = self
+            .fetch(
+                self.db
+                    .query_raw(&format!("SELECT count() AS n FROM {} WHERE {bound}", kind.table())),
+            )
+            .await?;
+        let expected = expected.first().and_then(|v| v.get("n")).map(json_u64).unwrap_or(0);
         let sql = format!("SELECT {} FROM {} FINAL WHERE {filter}", layout.columns, kind.table());
         let query = self.db.query_raw(&sql);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIECES_IN_FLIGHT);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(PIECES_IN_FLIGHT);
         let decoder = tokio::task::spawn_blocking(move || {
-            let mut rows = RowDecoder::new(kind.table(), &layout);
+            let mut rows = RowDecoder::new(kind.table(), &layout, usize::try_from(expected).unwrap_or(0));
             while let Some(piece) = rx.blocking_recv() {
                 rows.feed(&piece)?;
             }
@@ -332,11 +343,21 @@ impl ClickHouseStore {
         let streamed = self
             .within_query_timeout(async move {
                 let mut cursor = query.fetch_bytes("RowBinary").map_err(|e| self.map(e))?;
-                while let Some(piece) = cursor.next().await.map_err(|e| self.map(e))? {
-                    if tx.send(piece).await.is_err() {
-                        // The decoder stopped on bytes it cannot read; its error is the answer.
-                        break;
+                // The stream's chunks are a few kB; handing each to the decoder woke its thread a million
+                // times on `large`.
+                let mut piece = Vec::with_capacity(PIECE_BYTES);
+                while let Some(chunk) = cursor.next().await.map_err(|e| self.map(e))? {
+                    piece.extend_from_slice(&chunk);
+                    if piece.len() >= PIECE_BYTES {
+                        let full = std::mem::replace(&mut piece, Vec::with_capacity(PIECE_BYTES));
+                        if tx.send(full).await.is_err() {
+                            // The decoder stopped on bytes it cannot read; its error is the answer.
+                            return Ok(());
+                        }
                     }
+                }
+                if !piece.is_empty() {
+                    let _ = tx.send(piece).await;
                 }
                 Ok(())
             })
@@ -349,11 +370,15 @@ impl ClickHouseStore {
 
     /// The filter of [`Store::load_since`]: live rows, and pipeline runs from `since` on.
     fn since_filter(kind: Kind, since: Ts) -> String {
-        let live = Self::live_filter(kind);
+        format!("{} AND {}", Self::since_bound(kind, since), Self::live_filter(kind))
+    }
+
+    /// The time bound of [`Store::load_since`] alone: pipeline runs from `since` on, every row of the rest.
+    fn since_bound(kind: Kind, since: Ts) -> String {
         if kind == Kind::PipelineRuns {
-            format!("toUInt32(finished_at) >= {} AND {live}", since.secs().max(0))
+            format!("toUInt32(finished_at) >= {}", since.secs().max(0))
         } else {
-            live
+            "1".into()
         }
     }
 
@@ -487,19 +512,27 @@ impl Store for ClickHouseStore {
         self.load_where(kind, Self::since_filter(kind, since)).await
     }
 
-    /// The large kinds (those with a [`rowbinary::layout`]) come as RowBinary of only the columns the metrics
+    /// The large kinds (deployments, changes, pipeline runs) come as RowBinary of only the columns the metrics
     /// read; the small ones as [`Store::load_since`] gives them.
     #[tracing::instrument(skip(self), fields(database = %self.database))]
-    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
-        let filter = Self::since_filter(kind, since);
-        match rowbinary::layout(kind) {
-            Some(layout) => self.load_row_binary(kind, layout, filter).await,
-            None => {
+    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Records, StoreError> {
+        let (filter, bound) = (Self::since_filter(kind, since), Self::since_bound(kind, since));
+        Ok(match kind {
+            Kind::Deployments => Records::Deployments(
+                self.load_row_binary(kind, rowbinary::DEPLOYMENTS, filter, bound)
+                    .await?,
+            ),
+            Kind::Changes => Records::Changes(self.load_row_binary(kind, rowbinary::CHANGES, filter, bound).await?),
+            Kind::PipelineRuns => Records::PipelineRuns(
+                self.load_row_binary(kind, rowbinary::PIPELINE_RUNS, filter, bound)
+                    .await?,
+            ),
+            _ => {
                 let mut all = self.load_where(kind, filter).await?;
                 all.iter_mut().for_each(Record::drop_unread);
-                Ok(all)
+                Records::of(kind, all)
             }
-        }
+        })
     }
 
     #[tracing::instrument(skip(self), fields(database = %self.database))]
@@ -987,7 +1020,8 @@ mod tests {
         let mut metrics = store
             .load_for_metrics(Kind::Deployments, Ts::from_secs(0))
             .await
-            .unwrap();
+            .unwrap()
+            .into_records();
         metrics.sort_by_key(Record::key);
         want.iter_mut().for_each(Record::drop_unread);
         assert!(
@@ -1090,20 +1124,32 @@ mod tests {
             let mut want = store.load_since(kind, since).await.unwrap();
             want.iter_mut().for_each(Record::drop_unread);
             want.sort_by_key(Record::key);
-            let mut got = store.load_for_metrics(kind, since).await.unwrap();
+            let mut got = store.load_for_metrics(kind, since).await.unwrap().into_records();
             got.sort_by_key(Record::key);
             assert_eq!(got, want, "{kind}");
             assert!(!got.is_empty(), "{kind}");
         }
-        let runs = store.load_for_metrics(Kind::PipelineRuns, since).await.unwrap();
+        let runs = store
+            .load_for_metrics(Kind::PipelineRuns, since)
+            .await
+            .unwrap()
+            .into_records();
         assert_eq!(
             runs.len(),
             2,
             "the run that finished before `since` stays on the server"
         );
-        let changes = store.load_for_metrics(Kind::Changes, since).await.unwrap();
+        let changes = store
+            .load_for_metrics(Kind::Changes, since)
+            .await
+            .unwrap()
+            .into_records();
         assert_eq!(changes.len(), 2, "the tombstoned change is not read");
-        let deployments = store.load_for_metrics(Kind::Deployments, since).await.unwrap();
+        let deployments = store
+            .load_for_metrics(Kind::Deployments, since)
+            .await
+            .unwrap()
+            .into_records();
         assert!(deployments
             .iter()
             .any(|r| matches!(r, Record::Deployment(d) if d.id == "d-0" && d.status == "failure")));
@@ -1125,7 +1171,10 @@ mod tests {
                 );
                 assert!(m.contains("`commits`"), "{m}");
             }
-            other => panic!("expected a corrupt-row error, got {:?}", other.map(|v| v.len())),
+            other => panic!(
+                "expected a corrupt-row error, got {:?}",
+                other.map(|v| v.into_records().len())
+            ),
         }
     }
 

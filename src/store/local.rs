@@ -37,7 +37,7 @@
 //! File I/O is blocking and runs on tokio's blocking pool.
 
 use super::{new_salt, next_version, ServiceSnapshot, Store, StoreError, Versioned};
-use crate::domain::{Kind, Record, Ts};
+use crate::domain::{Kind, Record, Records, Ts};
 use async_trait::async_trait;
 use polars::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -858,9 +858,12 @@ impl Store for LocalStore {
 
     /// Drops the unread fields as each chunk decodes, so they never add to the load's peak.
     #[tracing::instrument(skip(self), fields(store = "local"))]
-    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
-        self.blocking(move |inner| inner.load(kind, |r| r.finished_since(since), Unread::Drop))
-            .await
+    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Records, StoreError> {
+        self.blocking(move |inner| {
+            let all = inner.load(kind, |r| r.finished_since(since), Unread::Drop)?;
+            Ok(Records::of(kind, all))
+        })
+        .await
     }
 
     async fn count(&self, kind: Kind) -> Result<u64, StoreError> {

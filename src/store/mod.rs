@@ -13,7 +13,7 @@ pub mod local;
 pub mod migrate;
 pub mod rowbinary;
 
-use crate::domain::{Kind, Record, Service, Ts};
+use crate::domain::{Kind, Record, Records, Service, Ts};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -103,10 +103,10 @@ pub trait Store: Send + Sync {
 
     /// What a computation reads of `kind`: [`Store::load_since`], with the fields no metric reads left empty
     /// ([`Record::drop_unread`]). ClickHouse does not send them at all.
-    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
+    async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Records, StoreError> {
         let mut all = self.load_since(kind, since).await?;
         all.iter_mut().for_each(Record::drop_unread);
-        Ok(all)
+        Ok(Records::of(kind, all))
     }
 
     /// Number of live records of `kind`.

@@ -2,8 +2,8 @@
 //! kinds (deployments, changes, pipeline runs). Against JSONEachRow it halves the server's formatting work and
 //! the bytes sent, and decoding is copying, not parsing text.
 //!
-//! The column lists below fix the order the decoders read, so a query and its decoder always come from the
-//! same [`Layout`]. The lists hold only what a computation reads: a deployment's `source` and `url` and a
+//! Each kind's column list sits beside the decoder that reads exactly those columns in that order (a
+//! [`Layout`]). The lists hold only what a computation reads: a deployment's `source` and `url` and a
 //! change's `author` stay on the server ([`crate::domain::Record::drop_unread`] does the same on the
 //! embedded store).
 //!
@@ -12,7 +12,7 @@
 //! elements; `DateTime` a little-endian `UInt32` of seconds; integers little-endian.
 
 use super::StoreError;
-use crate::domain::{Change, Deployment, Kind, PipelineRun, Record, Ts};
+use crate::domain::{Change, Deployment, PipelineRun, Ts};
 
 /// Why a row could not be read from the bytes at hand.
 #[derive(Debug)]
@@ -112,34 +112,30 @@ impl<'a> Reader<'a> {
 }
 
 /// One kind's column list and the decoder that reads a row of exactly those columns.
-pub struct Layout {
+pub struct Layout<T> {
     pub columns: &'static str,
-    pub row: fn(&mut Reader) -> Result<Record, Short>,
+    pub row: fn(&mut Reader) -> Result<T, Short>,
 }
 
-/// The RowBinary layout of `kind`'s metrics load, for the kinds that have one.
-pub fn layout(kind: Kind) -> Option<Layout> {
-    Some(match kind {
-        Kind::Deployments => Layout {
-            columns: "id, service, repository, environment, environment_tier, sha, status, started_at, \
-                      finished_at, pipeline_run, commits",
-            row: deployment,
-        },
-        Kind::Changes => Layout {
-            columns: "id, repository, service, is_bot, first_commit_at, opened_at, first_review_at, merged_at, \
-                      merge_sha, labels, title",
-            row: change,
-        },
-        Kind::PipelineRuns => Layout {
-            columns: "id, service, workflow, conclusion, started_at, finished_at, attempt, failure_class",
-            row: pipeline_run,
-        },
-        _ => return None,
-    })
-}
+pub const DEPLOYMENTS: Layout<Deployment> = Layout {
+    columns: "id, service, repository, environment, environment_tier, sha, status, started_at, finished_at, \
+              pipeline_run, commits",
+    row: deployment,
+};
 
-fn deployment(r: &mut Reader) -> Result<Record, Short> {
-    Ok(Record::Deployment(Deployment {
+pub const CHANGES: Layout<Change> = Layout {
+    columns: "id, repository, service, is_bot, first_commit_at, opened_at, first_review_at, merged_at, merge_sha, \
+              labels, title",
+    row: change,
+};
+
+pub const PIPELINE_RUNS: Layout<PipelineRun> = Layout {
+    columns: "id, service, workflow, conclusion, started_at, finished_at, attempt, failure_class",
+    row: pipeline_run,
+};
+
+fn deployment(r: &mut Reader) -> Result<Deployment, Short> {
+    Ok(Deployment {
         id: r.string("id")?,
         service: r.string("service")?,
         repository: r.opt_string("repository")?,
@@ -153,7 +149,7 @@ fn deployment(r: &mut Reader) -> Result<Record, Short> {
         source: None,
         url: None,
         commits: commits(r.str("commits")?)?,
-    }))
+    })
 }
 
 /// The JSON text of `commits`, as its serde storage form reads it: empty or `null` is unknown.
@@ -164,8 +160,8 @@ fn commits(text: &str) -> Result<Option<Vec<String>>, Short> {
     }
 }
 
-fn change(r: &mut Reader) -> Result<Record, Short> {
-    Ok(Record::Change(Change {
+fn change(r: &mut Reader) -> Result<Change, Short> {
+    Ok(Change {
         id: r.string("id")?,
         repository: r.string("repository")?,
         service: r.string("service")?,
@@ -178,11 +174,11 @@ fn change(r: &mut Reader) -> Result<Record, Short> {
         merge_sha: r.string("merge_sha")?,
         labels: r.strings("labels")?,
         title: r.opt_string("title")?,
-    }))
+    })
 }
 
-fn pipeline_run(r: &mut Reader) -> Result<Record, Short> {
-    Ok(Record::PipelineRun(PipelineRun {
+fn pipeline_run(r: &mut Reader) -> Result<PipelineRun, Short> {
+    Ok(PipelineRun {
         id: r.string("id")?,
         service: r.string("service")?,
         workflow: r.string("workflow")?,
@@ -191,31 +187,28 @@ fn pipeline_run(r: &mut Reader) -> Result<Record, Short> {
         finished_at: r.ts()?,
         attempt: if r.present("attempt")? { Some(r.u32()?) } else { None },
         failure_class: r.opt_string("failure_class")?,
-    }))
+    })
 }
 
 /// Rows of a RowBinary response fed to it in the pieces the HTTP stream delivers; a row cut between two
 /// pieces waits in `pending` for the next.
-pub struct RowDecoder {
+pub struct RowDecoder<T> {
     table: &'static str,
-    row: fn(&mut Reader) -> Result<Record, Short>,
+    row: fn(&mut Reader) -> Result<T, Short>,
     pending: Vec<u8>,
-    out: Vec<Vec<Record>>,
-    rows: usize,
+    out: Vec<T>,
 }
 
-/// Rows decoded into one vector before the next is started: joining them once at the end moves each row once,
-/// where doubling one vector of millions moved it several times.
-const ROWS_PER_PART: usize = 1 << 16;
-
-impl RowDecoder {
-    pub fn new(table: &'static str, layout: &Layout) -> RowDecoder {
+impl<T> RowDecoder<T> {
+    /// `expected` sizes the output once: an upper bound of the rows to come (a count without FINAL) costs
+    /// only address space where it is too high, while growing by doubling moved millions of rows several
+    /// times into freshly faulted pages.
+    pub fn new(table: &'static str, layout: &Layout<T>, expected: usize) -> RowDecoder<T> {
         RowDecoder {
             table,
             row: layout.row,
             pending: Vec::new(),
-            out: Vec::new(),
-            rows: 0,
+            out: Vec::with_capacity(expected),
         }
     }
 
@@ -242,22 +235,12 @@ impl RowDecoder {
                 return Ok(start);
             }
             match (self.row)(&mut r) {
-                Ok(record) => {
-                    match self.out.last_mut() {
-                        Some(part) if part.len() < ROWS_PER_PART => part.push(record),
-                        _ => {
-                            let mut part = Vec::with_capacity(ROWS_PER_PART);
-                            part.push(record);
-                            self.out.push(part);
-                        }
-                    }
-                    self.rows += 1;
-                }
+                Ok(row) => self.out.push(row),
                 Err(Short::End) => return Ok(start),
                 Err(Short::Bad(why)) => {
                     return Err(StoreError::Corrupt(format!(
                         "row {} of the {} load from ClickHouse is unreadable: {why}",
-                        self.rows + 1,
+                        self.out.len() + 1,
                         self.table
                     )))
                 }
@@ -266,20 +249,16 @@ impl RowDecoder {
     }
 
     /// Every row, in the server's order; an error when the response ended inside a row.
-    pub fn finish(self) -> Result<Vec<Record>, StoreError> {
+    pub fn finish(self) -> Result<Vec<T>, StoreError> {
         if !self.pending.is_empty() {
             return Err(StoreError::Corrupt(format!(
                 "the {} load from ClickHouse ended inside row {} ({} bytes of it received)",
                 self.table,
-                self.rows + 1,
+                self.out.len() + 1,
                 self.pending.len()
             )));
         }
-        let mut all = Vec::with_capacity(self.rows);
-        for mut part in self.out {
-            all.append(&mut part);
-        }
-        Ok(all)
+        Ok(self.out)
     }
 }
 
@@ -324,7 +303,7 @@ mod tests {
         }
     }
 
-    /// A deployment row as ClickHouse sends it for [`layout`]'s column list.
+    /// A deployment row as ClickHouse sends it for [`DEPLOYMENTS`]' column list.
     fn deployment_row(id: &str, title_len: usize, commits: &str) -> Vec<u8> {
         let mut out = Vec::new();
         s(&mut out, id);
@@ -341,10 +320,6 @@ mod tests {
         out
     }
 
-    fn layout_of(kind: Kind) -> Layout {
-        layout(kind).expect("the kind has a RowBinary layout")
-    }
-
     #[test]
     fn rows_cut_anywhere_between_pieces_decode_as_if_sent_whole() {
         let mut body = Vec::new();
@@ -353,26 +328,22 @@ mod tests {
         body.extend(deployment_row("d2", 1, r#"["aaa","bbb"]"#));
         body.extend(deployment_row("d3", 1, ""));
         let whole = {
-            let mut d = RowDecoder::new("deployments", &layout_of(Kind::Deployments));
+            let mut d = RowDecoder::new("deployments", &DEPLOYMENTS, 0);
             d.feed(&body).unwrap();
             d.finish().unwrap()
         };
         assert_eq!(whole.len(), 3);
-        let Record::Deployment(d1) = &whole[0] else {
-            panic!("not a deployment")
-        };
+        let d1 = &whole[0];
         assert_eq!(d1.service.len(), 150);
         assert_eq!(d1.repository.as_deref(), Some("acme/api"));
         assert_eq!(d1.environment_tier, None);
         assert_eq!(d1.started_at, None);
         assert_eq!(d1.finished_at, Some(Ts::from_secs(1_700_000_000)));
         assert_eq!(d1.commits, None);
-        let Record::Deployment(d2) = &whole[1] else {
-            panic!("not a deployment")
-        };
+        let d2 = &whole[1];
         assert_eq!(d2.commits, Some(vec!["aaa".to_string(), "bbb".to_string()]));
         for cut in 1..body.len() {
-            let mut d = RowDecoder::new("deployments", &layout_of(Kind::Deployments));
+            let mut d = RowDecoder::new("deployments", &DEPLOYMENTS, 0);
             d.feed(&body[..cut]).unwrap();
             d.feed(&body[cut..]).unwrap();
             assert_eq!(d.finish().unwrap(), whole, "cut at byte {cut}");
@@ -382,7 +353,7 @@ mod tests {
     #[test]
     fn a_response_ending_inside_a_row_is_an_error_naming_the_row() {
         let body = deployment_row("d1", 1, "null");
-        let mut d = RowDecoder::new("deployments", &layout_of(Kind::Deployments));
+        let mut d = RowDecoder::new("deployments", &DEPLOYMENTS, 0);
         d.feed(&body).unwrap();
         d.feed(&body[..body.len() - 3]).unwrap();
         let err = d.finish().unwrap_err().to_string();
@@ -397,14 +368,14 @@ mod tests {
         let at = 1 + 2 + 1 + 3;
         bad[at] = 7;
         body.extend(bad);
-        let mut d = RowDecoder::new("deployments", &layout_of(Kind::Deployments));
+        let mut d = RowDecoder::new("deployments", &DEPLOYMENTS, 0);
         let err = d.feed(&body).unwrap_err().to_string();
         assert!(err.contains("row 2 of the deployments load"), "{err}");
         assert!(err.contains("`repository` has null flag 7"), "{err}");
 
         let mut commits = deployment_row("d1", 1, "[1,2]");
         commits.extend(deployment_row("d2", 1, "null"));
-        let mut d = RowDecoder::new("deployments", &layout_of(Kind::Deployments));
+        let mut d = RowDecoder::new("deployments", &DEPLOYMENTS, 0);
         let err = d.feed(&commits).unwrap_err().to_string();
         assert!(err.contains("row 1") && err.contains("`commits`"), "{err}");
     }
@@ -425,12 +396,10 @@ mod tests {
         s(&mut change, "rework");
         s(&mut change, "hotfix");
         opt_s(&mut change, Some("Revert \"x\""));
-        let mut d = RowDecoder::new("changes", &layout_of(Kind::Changes));
+        let mut d = RowDecoder::new("changes", &CHANGES, 1);
         d.feed(&change).unwrap();
         let rows = d.finish().unwrap();
-        let Record::Change(c) = &rows[0] else {
-            panic!("not a change")
-        };
+        let c = &rows[0];
         assert_eq!(c.is_bot, Some(true));
         assert_eq!(c.first_commit_at, Some(Ts::from_secs(10)));
         assert_eq!(c.opened_at, None);
@@ -447,12 +416,10 @@ mod tests {
         run.push(0);
         run.extend(3u32.to_le_bytes());
         opt_s(&mut run, None);
-        let mut d = RowDecoder::new("pipeline_runs", &layout_of(Kind::PipelineRuns));
+        let mut d = RowDecoder::new("pipeline_runs", &PIPELINE_RUNS, 1);
         d.feed(&run).unwrap();
         let rows = d.finish().unwrap();
-        let Record::PipelineRun(p) = &rows[0] else {
-            panic!("not a run")
-        };
+        let p = &rows[0];
         assert_eq!((p.attempt, p.failure_class.as_deref()), (Some(3), None));
         assert_eq!(p.finished_at, Ts::from_secs(9));
     }
