@@ -17,10 +17,11 @@
 //!
 //! Errors: `PolarsError` from the frame operations (none is expected for well-formed inputs).
 
-use super::frames::{changes_frame, records_frame, shipped_sets_frame, u32_values, ChangeKeys, ProdRecords, NO_REPO};
+use super::frames::{
+    changes_frame, group_key, records_frame, shipped_sets_frame, u32_values, ChangeKeys, FastMap, ProdRecords, NO_REPO,
+};
 use polars::prelude::*;
 use serde::Serialize;
-use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,19 +63,22 @@ pub fn attribute(r: &ProdRecords, commits: &[Option<&[String]>], c: &ChangeKeys)
     // Rule 1: commit graph.
     let sets = shipped_sets_frame(r, commits, &ships)?;
     if sets.height() > 0 {
-        let changes = changes_frame(c, |_| true)?;
-        let joined = changes.join(
-            &sets,
-            ["service", "repo", "sha"],
-            ["service", "repo", "sha"],
-            JoinArgs::new(JoinType::Inner),
-            None,
-        )?;
+        let changes = changes_frame(c, true, |_| true)?;
+        let joined = changes.join(&sets, ["key"], ["key"], JoinArgs::new(JoinType::Inner), None)?;
         let joined = joined.sort(["chg", "rank"], SortMultipleOptions::default())?;
         let chg = u32_values(&joined, "chg")?;
         let rec = u32_values(&joined, "rec")?;
         for (ch, re) in chg.into_iter().zip(rec) {
             if let (Some(ch), Some(re)) = (ch, re) {
+                // The join matched keys; a key shared by two different (service, repo, sha) is not a match.
+                let (chi, rei) = (ch as usize, re as usize);
+                let sha = c.merge_sha[chi].as_ref();
+                let same = r.service[rei] == c.service[chi]
+                    && r.repo[rei] == c.repo[chi]
+                    && commits[rei].is_some_and(|set| set.iter().any(|s| s == sha));
+                if !same {
+                    continue;
+                }
                 // Sorted by (chg, rank): the first row per change is the earliest record (finish time, then id).
                 if shipped_by[ch as usize].is_none() {
                     shipped_by[ch as usize] = Some((re, Rule::CommitGraph));
@@ -87,30 +91,27 @@ pub fn attribute(r: &ProdRecords, commits: &[Option<&[String]>], c: &ChangeKeys)
     // there (smallest id whose set is unknown and that has a P), and each group's first finish time.
     let mut succ: Vec<usize> = (0..r.len()).filter(|&i| r.success[i] && r.fin[i].is_some()).collect();
     succ.sort_unstable_by_key(|&i| (r.service[i], r.repo[i], r.rank[i]));
-    let mut first_fin: HashMap<(u32, u32), i64> = HashMap::new();
-    let (mut t_service, mut t_repo, mut t_fin, mut t_target) = (vec![], vec![], vec![], vec![]);
+    let mut first_fin: FastMap<(u32, u32), i64> = FastMap::default();
+    let (mut t_group, mut t_fin, mut t_target) = (vec![], vec![], vec![]);
     for &i in &succ {
         let key = (r.service[i], r.repo[i]);
+        let group = group_key(key.0, key.1);
         let fin = r.fin[i].unwrap_or_default();
         first_fin.entry(key).or_insert(fin);
         let window_target = (ships[i] && commits[i].is_none()).then_some(i as u32);
-        let same_group =
-            t_fin.last() == Some(&fin) && t_service.last() == Some(&key.0) && t_repo.last() == Some(&key.1);
-        if same_group {
+        if t_fin.last() == Some(&fin) && t_group.last() == Some(&group) {
             let last: &mut Option<u32> = t_target.last_mut().expect("group has a row");
             if last.is_none() {
                 *last = window_target;
             }
         } else {
-            t_service.push(key.0);
-            t_repo.push(key.1);
+            t_group.push(group);
             t_fin.push(fin);
             t_target.push(window_target);
         }
     }
     let targets = DataFrame::new_infer_height(vec![
-        Column::new("service".into(), t_service),
-        Column::new("repo".into(), t_repo),
+        Column::new("group".into(), t_group),
         Column::new("t_fin".into(), t_fin),
         Column::new("target".into(), t_target),
     ])?
@@ -124,15 +125,15 @@ pub fn attribute(r: &ProdRecords, commits: &[Option<&[String]>], c: &ChangeKeys)
             }
         }
     }
-    let pending = changes_frame(c, |i| shipped_by[i].is_none() && !before_tracking[i])?
+    let pending = changes_frame(c, false, |i| shipped_by[i].is_none() && !before_tracking[i])?
         .sort(["merged"], SortMultipleOptions::default())?;
     if pending.height() > 0 && targets.height() > 0 {
         let joined = pending.join_asof_by(
             &targets,
             "merged",
             "t_fin",
-            ["service", "repo"],
-            ["service", "repo"],
+            ["group"],
+            ["group"],
             AsofStrategy::Forward,
             None,
             true,
@@ -165,14 +166,9 @@ fn previous_records(r: &ProdRecords) -> PolarsResult<Vec<Option<u32>>> {
         .filter(all.column("success")?.as_materialized_series().bool()?)?
         .sort(["rank"], SortMultipleOptions::default())?
         // Ties on finish time: the greatest id is the latest.
-        .unique_stable(
-            Some(&["service".into(), "repo".into(), "fin".into()]),
-            UniqueKeepStrategy::Last,
-            None,
-        )?;
+        .unique_stable(Some(&["group".into(), "fin".into()]), UniqueKeepStrategy::Last, None)?;
     let right = DataFrame::new_infer_height(vec![
-        succ.column("service")?.clone(),
-        succ.column("repo")?.clone(),
+        succ.column("group")?.clone(),
         succ.column("fin")?.clone().with_name("p_fin".into()),
         succ.column("rec")?.clone().with_name("p_rec".into()),
     ])?;
@@ -180,14 +176,14 @@ fn previous_records(r: &ProdRecords) -> PolarsResult<Vec<Option<u32>>> {
         return Ok(prev);
     }
     let left = all
-        .select(["rec", "service", "repo", "fin"])?
+        .select(["rec", "group", "fin"])?
         .sort(["fin"], SortMultipleOptions::default())?;
     let joined = left.join_asof_by(
         &right,
         "fin",
         "p_fin",
-        ["service", "repo"],
-        ["service", "repo"],
+        ["group"],
+        ["group"],
         AsofStrategy::Backward,
         None,
         false,

@@ -1,6 +1,7 @@
 //! The scopes that exist: services (including those only named by other records, which exist with their id
 //! alone until a service record fills them in — METRICS.md Records), teams, capabilities and survey waves.
 
+use super::frames::FastSet;
 use super::Dataset;
 use crate::domain::Ts;
 use serde::Serialize;
@@ -75,7 +76,7 @@ impl Catalog {
             .chain(ds.pipeline_runs.iter().map(|r| r.service.as_str()));
         // Hashed, and a repeat of the previous name skipped: 16 M names of ~2 000 services on `large`, where a
         // BTreeSet spent seconds comparing strings.
-        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut seen: FastSet<&str> = FastSet::default();
         let mut last = None;
         for name in named {
             if last == Some(name) {

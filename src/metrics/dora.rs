@@ -26,7 +26,7 @@
 //! - In `by=team` rows, services without a team are the team `unknown`.
 
 use super::attribution::{attribute, Rule};
-use super::frames::{lowercase, ChangeKeys, ProdRecords, Repos, TierRules, NO_REPO};
+use super::frames::{lowercase, ChangeKeys, FastMap, FastSet, ProdRecords, Repos, TierRules, NO_REPO};
 use super::levels::{self, Graded};
 use super::scope::{ScopeAt, Scopes, UNKNOWN_TEAM};
 use super::stats::DurationStats;
@@ -37,7 +37,7 @@ use crate::domain::{CausedBy, Change, Deployment, Ts};
 use regex::Regex;
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -378,6 +378,40 @@ struct Fact {
     item: u32,
 }
 
+/// Seconds each part of a model build took, logged at debug level: where a rebuild on a large organisation
+/// spends its time is the first thing its speed work needs.
+struct Phases {
+    start: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            start: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    /// Ends the part called `name` now.
+    fn lap(&mut self, name: &'static str) {
+        let now = self.start.elapsed().as_secs_f64();
+        let before: f64 = self.laps.iter().map(|(_, s)| s).sum();
+        self.laps.push((name, now - before));
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, secs)) in self.laps.iter().enumerate() {
+            write!(f, "{}{name} {secs:.2} s", if i == 0 { "" } else { ", " })?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum GroupKey {
     Org,
@@ -487,8 +521,8 @@ impl<'a, T: Copy + Ord> ShaIndex<'a, T> {
     /// Keeps only the entries one of the lower-cased `wanted` shas can find (equal, or sharing its first
     /// [`MIN_SHA_PREFIX`] characters), so millions of record shas are hashed but never sorted.
     fn new(mut entries: Vec<(Cow<'a, str>, T)>, wanted: &[String]) -> Self {
-        let exact: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
-        let prefixes: std::collections::HashSet<&str> = wanted.iter().filter_map(|w| w.get(..MIN_SHA_PREFIX)).collect();
+        let exact: FastSet<&str> = wanted.iter().map(String::as_str).collect();
+        let prefixes: FastSet<&str> = wanted.iter().filter_map(|w| w.get(..MIN_SHA_PREFIX)).collect();
         entries.retain(|(sha, _)| {
             exact.contains(sha.as_ref()) || sha.get(..MIN_SHA_PREFIX).is_some_and(|p| prefixes.contains(p))
         });
@@ -619,6 +653,7 @@ impl DoraModel {
     /// As [`DoraModel::build`], with `now` deciding which weeks and months have ended and unrecovered ages.
     pub fn build_at(shared: Arc<Dataset>, cfg: &MetricsConfig, now: Ts) -> DoraModel {
         let ds: &Dataset = &shared;
+        let mut phases = Phases::default();
         let mut dq = Vec::new();
         let mut scopes = Scopes::new(ds, &cfg.golden_path_capability);
         let window = cfg.attribution_window_secs();
@@ -628,14 +663,14 @@ impl DoraModel {
         // Repository keys: a record without `repository` stands for its service's only repository.
         let mut repos = Repos::default();
         let change_repo: Vec<u32> = ds.changes.iter().map(|c| repos.intern(&c.repository)).collect();
-        let mut service_repos: HashMap<&str, BTreeSet<u32>> = HashMap::new();
+        let mut service_repos: FastMap<&str, BTreeSet<u32>> = FastMap::default();
         for s in &ds.services {
             let set = service_repos.entry(s.id.as_str()).or_default();
             for r in &s.repositories {
                 set.insert(repos.intern(r));
             }
         }
-        let mut change_repos: HashMap<&str, BTreeSet<u32>> = HashMap::new();
+        let mut change_repos: FastMap<&str, BTreeSet<u32>> = FastMap::default();
         for (c, &repo) in ds.changes.iter().zip(&change_repo) {
             change_repos.entry(c.service.as_str()).or_default().insert(repo);
         }
@@ -645,13 +680,14 @@ impl DoraModel {
             (set.len() == 1).then(|| set.iter().next().copied()).flatten()
         };
 
+        phases.lap("repositories");
         // Deployments: tier, production records.
         let mut recs = ProdRecords::default();
         let mut deployments = Vec::with_capacity(ds.deployments.len());
         let mut rec_sha = Vec::new();
         // Tier rules run once per distinct environment name, not per record.
-        let mut tier_of_env: HashMap<&str, Arc<str>> = HashMap::new();
-        let mut explicit_tiers: HashMap<&str, Arc<str>> = HashMap::new();
+        let mut tier_of_env: FastMap<&str, Arc<str>> = FastMap::default();
+        let mut explicit_tiers: FastMap<&str, Arc<str>> = FastMap::default();
         for (i, d) in ds.deployments.iter().enumerate() {
             let tier: Arc<str> = match d.environment_tier.as_deref() {
                 Some(t) => explicit_tiers.entry(t).or_insert_with(|| Arc::from(t)).clone(),
@@ -707,9 +743,11 @@ impl DoraModel {
             .collect();
         dep_by_id.sort_unstable();
 
+        phases.lap("production records");
         // Releases: one pipeline_run of one service, or one record.
         // Keyed by (service, is a pipeline run, run or record id), borrowing the ids.
-        let mut release_of: HashMap<(u32, bool, &str), u32> = HashMap::with_capacity(recs.len());
+        let mut release_of: FastMap<(u32, bool, &str), u32> =
+            FastMap::with_capacity_and_hasher(recs.len(), Default::default());
         let mut releases: Vec<Release> = Vec::new();
         let mut rec_release = vec![0u32; recs.len()];
         for r in 0..recs.len() {
@@ -761,7 +799,7 @@ impl DoraModel {
                 continue;
             }
             let mut pending = false;
-            let mut latest: HashMap<u32, (i64, &str, &str)> = HashMap::new();
+            let mut latest: FastMap<u32, (i64, &str, &str)> = FastMap::default();
             for &r in &rel.records {
                 let r = r as usize;
                 let d = &ds.deployments[recs.dep[r] as usize];
@@ -792,6 +830,7 @@ impl DoraModel {
         }
         let ok_release = |releases: &[Release], r: u32| releases[r as usize].status == ReleaseStatus::Success;
 
+        phases.lap("releases");
         // Attribution.
         let change_svc: Vec<u32> = ds.changes.iter().map(|c| scopes.service(&c.service)).collect();
         // Interned now so that every per-service table below covers the incidents' services too.
@@ -833,6 +872,7 @@ impl DoraModel {
             }
         };
 
+        phases.lap("attribution");
         // Changes: state, lead time and parts, classification.
         let fix_re = Regex::new(&format!("(?i){}", cfg.rework_title_pattern)).ok();
         let reverts_commit = Regex::new(r"(?i)This reverts commit ([0-9a-f]{7,40})").expect("static regex");
@@ -934,6 +974,7 @@ impl DoraModel {
             }
         }
 
+        phases.lap("changes");
         // Fix classification and reverts.
         let mut fix_why: Vec<Option<&'static str>> = vec![None; ds.changes.len()];
         // Reverts: first what each revert names, then only the look-ups those names need.
@@ -942,14 +983,14 @@ impl DoraModel {
             .iter()
             .map(|c| revert_target(c.title.as_deref().unwrap_or(""), &reverts_commit))
             .collect();
-        let wanted_titles: std::collections::HashSet<&str> = targets
+        let wanted_titles: FastSet<&str> = targets
             .iter()
             .filter_map(|t| match t {
                 Some(RevertTarget::Title(t)) => Some(*t),
                 _ => None,
             })
             .collect();
-        let mut by_title: HashMap<(u32, u32, &str), Vec<(i64, u32)>> = HashMap::new();
+        let mut by_title: FastMap<(u32, u32, &str), Vec<(i64, u32)>> = FastMap::default();
         for (i, c) in ds.changes.iter().enumerate() {
             if let Some(t) = c.title.as_deref().filter(|t| wanted_titles.contains(t)) {
                 by_title
@@ -974,7 +1015,7 @@ impl DoraModel {
             Vec::new()
         };
         by_sha.sort_by(|&a, &b| sha_key(a).cmp(&sha_key(b)));
-        let mut reverts_of: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut reverts_of: FastMap<u32, Vec<u32>> = FastMap::default();
         for (i, c) in ds.changes.iter().enumerate() {
             let title = c.title.as_deref().unwrap_or("");
             let target = &targets[i];
@@ -1025,6 +1066,7 @@ impl DoraModel {
             }
         }
 
+        phases.lap("fixes and reverts");
         // Per service: successful releases by (finish, id); per service: successful records in successful
         // releases by (finish, release id), for incident inference.
         let mut svc_releases: Vec<Vec<u32>> = vec![Vec::new(); scopes.service_count()];
@@ -1052,6 +1094,7 @@ impl DoraModel {
             v.sort_by_key(|e| (e.0, rank[e.1 as usize]));
         }
 
+        phases.lap("releases per service");
         // Incidents: explicit links, then inference.
         // The sha and change look-ups are built only when some incident names a sha or a change.
         let names_sha = ds
@@ -1085,14 +1128,14 @@ impl DoraModel {
             }
         }
         let sha_index = ShaIndex::new(sha_entries, &named_shas);
-        let change_by_id: HashMap<&str, u32> = if names_change {
+        let change_by_id: FastMap<&str, u32> = if names_change {
             ds.changes
                 .iter()
                 .enumerate()
                 .map(|(i, c)| (c.id.as_str(), i as u32))
                 .collect()
         } else {
-            HashMap::new()
+            FastMap::default()
         };
         let mut restores = Vec::new();
         let severities: Vec<String> = cfg.restore_severities.iter().map(|s| s.to_ascii_lowercase()).collect();
@@ -1199,10 +1242,11 @@ impl DoraModel {
             }
         }
 
+        phases.lap("incidents");
         // Rollbacks: per (service, repo) chain of successful records, a record deploying a sha that was live
         // before marks every release since that sha's last deployment, within the window. Each chain position
         // is marked at most once (disjoint-set skipping), so the pass is near linear.
-        let mut chains: HashMap<(u32, u32), Vec<u32>> = HashMap::new();
+        let mut chains: FastMap<(u32, u32), Vec<u32>> = FastMap::default();
         for r in 0..recs.len() {
             if recs.success[r] {
                 chains
@@ -1226,7 +1270,7 @@ impl DoraModel {
                 }
                 p
             }
-            let mut last_seen: HashMap<&str, usize> = HashMap::new();
+            let mut last_seen: FastMap<&str, usize> = FastMap::default();
             for j in 0..chain.len() {
                 let ry = chain[j] as usize;
                 let y = rec_release[ry];
@@ -1279,6 +1323,7 @@ impl DoraModel {
             }
         }
 
+        phases.lap("rollbacks and reverts");
         // Remediation and recovery of failed releases.
         let max_fix_merged: Vec<Option<i64>> = releases
             .iter()
@@ -1381,8 +1426,9 @@ impl DoraModel {
             releases[x].recovered = recovered;
         }
 
+        phases.lap("recovery");
         // Facts for the periodic rows, each sorted by time.
-        let mut release_facts = Vec::new();
+        let mut release_facts = Vec::with_capacity(releases.len());
         let mut recovery_facts = Vec::new();
         for (i, rel) in releases.iter().enumerate() {
             if matches!(rel.status, ReleaseStatus::Success | ReleaseStatus::Failed) {
@@ -1405,8 +1451,8 @@ impl DoraModel {
                 ));
             }
         }
-        let mut deployed_facts = Vec::new();
-        let mut merged_facts = Vec::new();
+        let mut deployed_facts = Vec::with_capacity(changes.len());
+        let mut merged_facts = Vec::with_capacity(changes.len());
         for (i, c) in changes.iter().enumerate() {
             if !c.counted || c.state == ChangeState::BeforeTracking {
                 continue;
@@ -1427,9 +1473,20 @@ impl DoraModel {
                 item: i as u32,
             });
         }
-        release_facts.sort_by_key(|f| f.t);
-        deployed_facts.sort_by_key(|f| f.t);
-        merged_facts.sort_by_key(|f| f.t);
+        // Pushed in item order, so (t, item) is the order a stable sort by t gives, sorted on both cores.
+        {
+            use rayon::slice::ParallelSliceMut;
+            let by_time = |f: &Fact| (f.t, f.item);
+            rayon::join(
+                || release_facts.par_sort_unstable_by_key(by_time),
+                || {
+                    rayon::join(
+                        || deployed_facts.par_sort_unstable_by_key(by_time),
+                        || merged_facts.par_sort_unstable_by_key(by_time),
+                    )
+                },
+            );
+        }
         recovery_facts.sort_by_key(|f| f.0.t);
         restores.sort_by_key(|r| r.0);
 
@@ -1439,6 +1496,8 @@ impl DoraModel {
         }
 
         drop((rec_sha, keys));
+        phases.lap("facts");
+        tracing::debug!(records = recs.len(), changes = changes.len(), phases = %phases, "Built the DORA model");
         DoraModel {
             ds: shared.clone(),
             cfg: cfg.clone(),
@@ -1611,7 +1670,7 @@ impl DoraModel {
             let b = facts.partition_point(|f| f.t < hi);
             a..b
         };
-        let mut acc: HashMap<(usize, GroupKey), Acc> = HashMap::new();
+        let mut acc: FastMap<(usize, GroupKey), Acc> = FastMap::default();
 
         for f in &self.release_facts[range(&self.release_facts)] {
             if !passes(f.service, f.scope) {
@@ -1700,7 +1759,7 @@ impl DoraModel {
         }
 
         // First-ever release per scope, for the deployment-frequency level.
-        let mut first: HashMap<GroupKey, i64> = HashMap::new();
+        let mut first: FastMap<GroupKey, i64> = FastMap::default();
         for f in &self.release_facts {
             if self.releases[f.item as usize].status == ReleaseStatus::Success && passes(f.service, f.scope) {
                 first.entry(key_of(f.service, f.scope)).or_insert(f.t);
