@@ -34,6 +34,7 @@ use super::Dataset;
 use crate::config::MetricsConfig;
 use crate::domain::period::{Calendar, Interval};
 use crate::domain::{CausedBy, Change, Deployment, Ts};
+use rayon::prelude::*;
 use regex::Regex;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -975,13 +976,31 @@ impl DoraModel {
         }
 
         phases.lap("changes");
-        // Fix classification and reverts.
-        let mut fix_why: Vec<Option<&'static str>> = vec![None; ds.changes.len()];
-        // Reverts: first what each revert names, then only the look-ups those names need.
+        // Fix classification and reverts. Reverts: first what each revert names, then only the look-ups those
+        // names need. The per-change regexes run on both cores.
         let targets: Vec<Option<RevertTarget>> = ds
             .changes
-            .iter()
+            .par_iter()
             .map(|c| revert_target(c.title.as_deref().unwrap_or(""), &reverts_commit))
+            .collect();
+        let fix_why: Vec<Option<&'static str>> = ds
+            .changes
+            .par_iter()
+            .zip(targets.par_iter())
+            .map(|(c, target)| {
+                if target.is_some() {
+                    Some("revert")
+                } else if c.labels.iter().any(|l| labels.contains(&l.to_ascii_lowercase())) {
+                    Some("label")
+                } else if fix_re
+                    .as_ref()
+                    .is_some_and(|re| re.is_match(c.title.as_deref().unwrap_or("")))
+                {
+                    Some("title")
+                } else {
+                    None
+                }
+            })
             .collect();
         let wanted_titles: FastSet<&str> = targets
             .iter()
@@ -1009,16 +1028,31 @@ impl DoraModel {
                 keys.merge_sha[i as usize].as_ref(),
             )
         };
-        let mut by_sha: Vec<u32> = if targets.iter().any(|t| matches!(t, Some(RevertTarget::Sha(_)))) {
-            (0..ds.changes.len() as u32).collect()
-        } else {
+        // Only the changes a named sha can find: equal to it, or starting with it, so sharing its first
+        // MIN_SHA_PREFIX characters (the pattern names at least that many). Sorting every change by sha took
+        // seconds on `large`.
+        let named_prefixes: FastSet<&str> = targets
+            .iter()
+            .filter_map(|t| match t {
+                Some(RevertTarget::Sha(sha)) => sha.get(..MIN_SHA_PREFIX),
+                _ => None,
+            })
+            .collect();
+        let mut by_sha: Vec<u32> = if named_prefixes.is_empty() {
             Vec::new()
+        } else {
+            (0..ds.changes.len())
+                .filter(|&i| {
+                    keys.merge_sha[i]
+                        .get(..MIN_SHA_PREFIX)
+                        .is_some_and(|p| named_prefixes.contains(p))
+                })
+                .map(|i| i as u32)
+                .collect()
         };
         by_sha.sort_by(|&a, &b| sha_key(a).cmp(&sha_key(b)));
         let mut reverts_of: FastMap<u32, Vec<u32>> = FastMap::default();
-        for (i, c) in ds.changes.iter().enumerate() {
-            let title = c.title.as_deref().unwrap_or("");
-            let target = &targets[i];
+        for (i, target) in targets.iter().enumerate() {
             if let Some(target) = target {
                 let (svc, repo) = (change_svc[i], keys.repo[i]);
                 let reverted = match target {
@@ -1048,15 +1082,6 @@ impl DoraModel {
                     }
                 }
             }
-            fix_why[i] = if target.is_some() {
-                Some("revert")
-            } else if c.labels.iter().any(|l| labels.contains(&l.to_ascii_lowercase())) {
-                Some("label")
-            } else if fix_re.as_ref().is_some_and(|re| re.is_match(title)) {
-                Some("title")
-            } else {
-                None
-            };
         }
         for rel in &mut releases {
             for &c in &rel.changes {
