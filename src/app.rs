@@ -378,7 +378,29 @@ pub async fn load_dataset(store: &dyn Store, metrics: &MetricsConfig, now: Ts) -
 /// Rendered read responses keyed by request URI, valid for one data version and at most [`RESPONSE_TTL`].
 #[derive(Default)]
 pub struct ResponseCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (u64, Instant, String, bytes::Bytes)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedResponse>>,
+}
+
+/// One kept answer: its body, and the body gzipped once when it is large enough to be worth it.
+#[derive(Clone)]
+pub struct CachedResponse {
+    version: u64,
+    at: Instant,
+    pub content_type: String,
+    pub body: bytes::Bytes,
+    pub gzip: Option<bytes::Bytes>,
+}
+
+/// Bodies from this size on are kept gzipped too. The weekly rows by team of a large organisation are
+/// megabytes of JSON: sending them to 32 dashboards at once was the slowest query of the harness, and
+/// Grafana asks for gzip.
+pub const GZIP_MIN_BYTES: usize = 16 << 10;
+
+fn gzip(body: &[u8]) -> Option<bytes::Bytes> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 8), flate2::Compression::fast());
+    enc.write_all(body).ok()?;
+    enc.finish().ok().map(bytes::Bytes::from)
 }
 
 const RESPONSE_TTL: Duration = Duration::from_secs(30);
@@ -387,19 +409,29 @@ const RESPONSE_TTL: Duration = Duration::from_secs(30);
 const RESPONSE_CACHE_ENTRIES: usize = 2_000;
 
 impl ResponseCache {
-    pub fn get(&self, key: &str, version: u64) -> Option<(String, bytes::Bytes)> {
+    pub fn get(&self, key: &str, version: u64) -> Option<CachedResponse> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.get(key)
-            .filter(|(v, at, _, _)| *v == version && at.elapsed() < RESPONSE_TTL)
-            .map(|(_, _, c, b)| (c.clone(), b.clone()))
+            .filter(|e| e.version == version && e.at.elapsed() < RESPONSE_TTL)
+            .cloned()
     }
 
-    pub fn put(&self, key: String, version: u64, content_type: String, body: bytes::Bytes) {
+    /// Keeps `body` (gzipping it first when it is at least [`GZIP_MIN_BYTES`]) and returns what was kept.
+    pub fn put(&self, key: String, version: u64, content_type: String, body: bytes::Bytes) -> CachedResponse {
+        let gzip = (body.len() >= GZIP_MIN_BYTES).then(|| gzip(&body)).flatten();
+        let entry = CachedResponse {
+            version,
+            at: Instant::now(),
+            content_type,
+            body,
+            gzip,
+        };
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= RESPONSE_CACHE_ENTRIES {
             map.clear();
         }
-        map.insert(key, (version, Instant::now(), content_type, body));
+        map.insert(key, entry.clone());
+        entry
     }
 }
 

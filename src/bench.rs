@@ -56,7 +56,8 @@ pub fn dashboard_queries(from_ms: i64, to_ms: i64) -> Vec<String> {
     ]
 }
 
-/// `clients` concurrent loops, each sending `per_client` requests; returns sorted latencies in ms.
+/// `clients` concurrent loops, each sending `per_client` requests; returns sorted latencies in ms. Each request
+/// accepts gzip, as Grafana's does, and a gzipped answer is decompressed inside the timed span.
 async fn load(client: &reqwest::Client, url: &str, clients: usize, per_client: usize) -> anyhow::Result<Vec<f64>> {
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -65,9 +66,21 @@ async fn load(client: &reqwest::Client, url: &str, clients: usize, per_client: u
             let mut out = Vec::with_capacity(per_client);
             for _ in 0..per_client {
                 let t = Instant::now();
-                let r = client.get(&url).send().await?;
+                let r = client
+                    .get(&url)
+                    .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+                    .send()
+                    .await?;
                 let status = r.status();
-                let _ = r.bytes().await?;
+                let gzipped = r
+                    .headers()
+                    .get(reqwest::header::CONTENT_ENCODING)
+                    .is_some_and(|v| v == "gzip");
+                let body = r.bytes().await?;
+                if gzipped {
+                    let mut plain = Vec::new();
+                    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)?;
+                }
                 anyhow::ensure!(status.is_success(), "{url} answered {status}");
                 out.push(t.elapsed().as_secs_f64() * 1000.0);
             }
