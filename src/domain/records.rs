@@ -67,6 +67,14 @@ pub struct Deployment {
     pub commits: Option<Vec<String>>,
 }
 
+impl Deployment {
+    /// See [`Record::drop_unread`].
+    pub fn drop_unread(&mut self) {
+        self.source = None;
+        self.url = None;
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub id: String,
@@ -83,6 +91,13 @@ pub struct Change {
     #[serde(default)]
     pub labels: Vec<String>,
     pub title: Option<String>,
+}
+
+impl Change {
+    /// See [`Record::drop_unread`].
+    pub fn drop_unread(&mut self) {
+        self.author = None;
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,11 +293,8 @@ impl Record {
     /// They are 5 to 10 % of what the two largest kinds hold in memory.
     pub fn drop_unread(&mut self) {
         match self {
-            Record::Deployment(d) => {
-                d.source = None;
-                d.url = None;
-            }
-            Record::Change(c) => c.author = None,
+            Record::Deployment(d) => d.drop_unread(),
+            Record::Change(c) => c.drop_unread(),
             _ => {}
         }
     }

@@ -37,7 +37,7 @@
 //! File I/O is blocking and runs on tokio's blocking pool.
 
 use super::{new_salt, next_version, ServiceSnapshot, Store, StoreError, Versioned};
-use crate::domain::{Kind, Record, Records, Ts};
+use crate::domain::{Change, Deployment, Kind, PipelineRun, Record, Records, Ts};
 use async_trait::async_trait;
 use polars::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -193,13 +193,6 @@ impl LocalStore {
             .await
             .map_err(|e| StoreError::Rejected(format!("local store task failed: {e}")))?
     }
-}
-
-/// Whether a load keeps the fields no computation reads ([`Record::drop_unread`]).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Unread {
-    Keep,
-    Drop,
 }
 
 fn table_names() -> impl Iterator<Item = &'static str> {
@@ -675,14 +668,20 @@ impl Inner {
     }
 
     /// The live records of `kind`, without the ones `keep` rejects (dropped as each chunk decodes, so a
-    /// bounded read never holds the whole table decoded), and with [`Record::drop_unread`] applied as they
-    /// decode when `unread` says so.
-    fn load(
+    /// bounded read never holds the whole table decoded).
+    fn load(&self, kind: Kind, keep: impl Fn(&Record) -> bool + Sync) -> Result<Vec<Record>, StoreError> {
+        self.load_with(kind, |payload| {
+            let r = Record::from_storage(kind, payload)?;
+            Ok(keep(&r).then_some(r))
+        })
+    }
+
+    /// Every live payload of `kind` through `decode` on every core, in no particular order; `None` drops it.
+    fn load_with<T: Send>(
         &self,
         kind: Kind,
-        keep: impl Fn(&Record) -> bool + Sync,
-        unread: Unread,
-    ) -> Result<Vec<Record>, StoreError> {
+        decode: impl Fn(&str) -> serde_json::Result<Option<T>> + Sync,
+    ) -> Result<Vec<T>, StoreError> {
         let _one_at_a_time = lock(&self.loads);
         let t = self.record_table(kind);
         let live = self.live_records_frame(kind, &t)?;
@@ -691,14 +690,9 @@ impl Inner {
         par_chunks(&rows, |chunk| {
             let mut out = Vec::with_capacity(chunk.len());
             for (key, payload) in chunk {
-                let mut r = Record::from_storage(kind, payload)
+                let decoded = decode(payload)
                     .map_err(|e| corrupt(dir, format!("{kind} record `{key}` cannot be decoded: {e}")))?;
-                if unread == Unread::Drop {
-                    r.drop_unread();
-                }
-                if keep(&r) {
-                    out.push(r);
-                }
+                out.extend(decoded);
             }
             Ok(out)
         })
@@ -846,22 +840,37 @@ impl Store for LocalStore {
 
     #[tracing::instrument(skip(self), fields(store = "local"))]
     async fn load(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
-        self.blocking(move |inner| inner.load(kind, |_| true, Unread::Keep))
-            .await
+        self.blocking(move |inner| inner.load(kind, |_| true)).await
     }
 
     #[tracing::instrument(skip(self), fields(store = "local"))]
     async fn load_since(&self, kind: Kind, since: Ts) -> Result<Vec<Record>, StoreError> {
-        self.blocking(move |inner| inner.load(kind, |r| r.finished_since(since), Unread::Keep))
+        self.blocking(move |inner| inner.load(kind, |r| r.finished_since(since)))
             .await
     }
 
-    /// Drops the unread fields as each chunk decodes, so they never add to the load's peak.
+    /// The large kinds decode straight into their own types, without the unread fields, so a load neither
+    /// holds those fields nor moves millions of records out of a `Vec<Record>` into fresh memory.
     #[tracing::instrument(skip(self), fields(store = "local"))]
     async fn load_for_metrics(&self, kind: Kind, since: Ts) -> Result<Records, StoreError> {
         self.blocking(move |inner| {
-            let all = inner.load(kind, |r| r.finished_since(since), Unread::Drop)?;
-            Ok(Records::of(kind, all))
+            Ok(match kind {
+                Kind::Deployments => Records::Deployments(inner.load_with(kind, |p| {
+                    let mut d: Deployment = serde_json::from_str(p)?;
+                    d.drop_unread();
+                    Ok(Some(d))
+                })?),
+                Kind::Changes => Records::Changes(inner.load_with(kind, |p| {
+                    let mut c: Change = serde_json::from_str(p)?;
+                    c.drop_unread();
+                    Ok(Some(c))
+                })?),
+                Kind::PipelineRuns => Records::PipelineRuns(inner.load_with(kind, |p| {
+                    let r: PipelineRun = serde_json::from_str(p)?;
+                    Ok((r.finished_at >= since).then_some(r))
+                })?),
+                _ => Records::of(kind, inner.load(kind, |_| true)?),
+            })
         })
         .await
     }
@@ -1106,6 +1115,55 @@ mod tests {
                 r.kind()
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_metrics_load_is_load_since_without_the_unread_fields() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(tmp.path(), 16).unwrap();
+        let mut records = one_of_each_kind();
+        for r in &mut records {
+            match r {
+                Record::Deployment(d) => {
+                    d.url = Some("https://ci.example.com/1".into());
+                    d.source = Some("github".into());
+                }
+                Record::Change(c) => c.author = Some("ann".into()),
+                _ => {}
+            }
+        }
+        let mut older = deployment("d-old", "old");
+        if let Record::Deployment(d) = &mut older {
+            d.url = Some("https://ci.example.com/2".into());
+        }
+        records.push(older);
+        store
+            .upsert(&records.iter().cloned().map(|r| v(1, r)).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        store.tombstone(Kind::Deployments, "d-old", 2).await.unwrap();
+        let at_finish = ts("2026-07-01T11:10:00Z");
+        for since in [at_finish, Ts::from_secs(at_finish.secs() + 1)] {
+            for kind in Kind::ALL {
+                let mut want = store.load_since(kind, since).await.unwrap();
+                want.iter_mut().for_each(Record::drop_unread);
+                let got = store.load_for_metrics(kind, since).await.unwrap().into_records();
+                assert_eq!(got, want, "{kind} since {since:?}");
+            }
+        }
+        let got = store
+            .load_for_metrics(Kind::Deployments, at_finish)
+            .await
+            .unwrap()
+            .into_records();
+        assert_eq!(got.len(), 1, "the tombstoned deployment is not read");
+        assert!(matches!(&got[0], Record::Deployment(d) if d.url.is_none() && d.source.is_none()));
+        let got = store
+            .load_for_metrics(Kind::Changes, at_finish)
+            .await
+            .unwrap()
+            .into_records();
+        assert!(matches!(&got[..], [Record::Change(c)] if c.author.is_none()));
     }
 
     #[tokio::test]
