@@ -119,7 +119,7 @@ fn idx_col(name: &str, v: Vec<u32>) -> Column {
 }
 
 /// Hash maps of the model's per-record passes: foldhash instead of the standard SipHash, which was 3 % of a
-/// `large` build in `perf`. Seeded per map, so keys taken from ingested data cannot be picked to collide.
+/// `large` recompute in `perf`. Seeded per map, so keys taken from ingested data cannot be picked to collide.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
