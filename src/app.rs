@@ -192,6 +192,12 @@ fn open_raw_store(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Re
 /// minutes, and ingest writes arrive every few seconds, so waiting for freshness would block every dashboard
 /// indefinitely. Small installations rebuild well inside `fresh_wait`, so a write is visible to the next read.
 /// A failed rebuild (store down) also leaves readers on the previous model; with none, the error is returned.
+///
+/// Keeping the previous model means holding two for a while, and a large organisation's model with its dataset
+/// is most of a machine (12.6 GiB of 24 on `large`, BENCHMARKS.md). When a rebuild starts with less memory left
+/// than the process already holds ([`keep_previous_while_rebuilding`]), it drops the previous model first and
+/// says so in the log: reads then wait for the new model, and fail if the rebuild fails, instead of the process
+/// swapping or being killed.
 pub struct DataCache {
     version: Arc<AtomicU64>,
     ttl: Duration,
@@ -201,6 +207,30 @@ pub struct DataCache {
     building: tokio::sync::Mutex<Option<(u64, Rebuild)>>,
     /// Held by the rebuild that is loading or computing, so two never hold the memory of a build at once.
     build_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Read when a rebuild starts (a test stands in its own).
+    memory: fn() -> Option<MemoryNow>,
+}
+
+/// What a rebuild can count on when it starts: this process's resident memory and what is left to allocate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryNow {
+    pub resident: u64,
+    pub available: u64,
+}
+
+fn memory_now() -> Option<MemoryNow> {
+    use crate::observe::memory;
+    Some(MemoryNow {
+        resident: memory::resident_bytes()?,
+        available: memory::available_bytes()?,
+    })
+}
+
+/// Whether a rebuild may keep the previous model until the new one is ready. A build needs about as much memory
+/// again as the process holds with one model (its dataset and the model), a quarter more for the build's own
+/// work; with less than that left, the two would not fit. Without readings, the previous model is kept.
+pub fn keep_previous_while_rebuilding(memory: Option<MemoryNow>) -> bool {
+    memory.is_none_or(|m| m.available >= m.resident.saturating_add(m.resident / 4))
 }
 
 type Rebuild = futures::future::Shared<futures::future::BoxFuture<'static, Result<Arc<Computed>, String>>>;
@@ -219,7 +249,14 @@ impl DataCache {
             current: Arc::default(),
             building: tokio::sync::Mutex::new(None),
             build_lock: Arc::default(),
+            memory: memory_now,
         }
+    }
+
+    /// The same cache with `probe` read instead of this machine's memory.
+    pub fn with_memory(mut self, probe: fn() -> Option<MemoryNow>) -> DataCache {
+        self.memory = probe;
+        self
     }
 
     pub fn version(&self) -> u64 {
@@ -244,15 +281,22 @@ impl DataCache {
             }
         }
         let rebuild = self.rebuild(version, store, config).await;
-        let result = match &previous {
-            Some(_) => match tokio::time::timeout(self.fresh_wait, rebuild).await {
+        let result = if previous.is_some() {
+            match tokio::time::timeout(self.fresh_wait, rebuild.clone()).await {
                 Ok(r) => r,
+                Err(_) if lock_current(&self.current).is_none() => {
+                    // The rebuild dropped the previous model for lack of memory; answering from this reader's
+                    // copy would keep it alive through the rebuild.
+                    drop(previous);
+                    return rebuild.await.map_err(StoreError::Unavailable);
+                }
                 Err(_) => Err(format!(
                     "the model of data version {version} is still being built (waited {:?})",
                     self.fresh_wait
                 )),
-            },
-            None => rebuild.await,
+            }
+        } else {
+            rebuild.await
         };
         match (result, previous) {
             (Ok(c), _) => Ok(c),
@@ -276,12 +320,26 @@ impl DataCache {
         }
         let (store, metrics) = (store.clone(), config.metrics.clone());
         let (current, build_lock, counter) = (self.current.clone(), self.build_lock.clone(), self.version.clone());
+        let memory = self.memory;
         let asked = Instant::now();
         let task = tokio::spawn(async move {
             let _building = build_lock.lock().await;
             if let Some((v, at, c)) = lock_current(&current).clone() {
                 if v >= version && at > asked {
                     return Ok(c);
+                }
+            }
+            if lock_current(&current).is_some() {
+                let now = memory();
+                if !keep_previous_while_rebuilding(now) {
+                    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                    let (resident, available) = now.map_or((0.0, 0.0), |m| (gib(m.resident), gib(m.available)));
+                    tracing::warn!(
+                        resident_gib = format!("{resident:.1}"),
+                        available_gib = format!("{available:.1}"),
+                        "Too little memory to keep the previous model while rebuilding: dropped, reads wait for the new one"
+                    );
+                    *lock_current(&current) = None;
                 }
             }
             // Tagged with the version at load start: everything written before it is in this model.
@@ -803,6 +861,59 @@ mod tests {
         cache.get(store, config).await.unwrap().dataset.deployments.len()
     }
 
+    #[test]
+    fn the_previous_model_is_kept_only_with_room_for_a_second() {
+        let gib = 1u64 << 30;
+        let at = |resident: u64, available: u64| Some(MemoryNow { resident, available });
+        assert!(keep_previous_while_rebuilding(None), "no readings: keep");
+        assert!(keep_previous_while_rebuilding(at(8 * gib, 10 * gib)));
+        assert!(!keep_previous_while_rebuilding(at(8 * gib, 10 * gib - 1)));
+        assert!(
+            !keep_previous_while_rebuilding(at(13 * gib, 11 * gib)),
+            "large on this machine"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn short_of_memory_a_rebuild_drops_the_previous_model_and_reads_wait_for_the_new() {
+        let tmp = tempfile::tempdir().unwrap();
+        let slow = Arc::new(SlowStore {
+            inner: LocalStore::open(tmp.path(), 16).unwrap(),
+            delay_ms: AtomicU64::new(0),
+        });
+        let store: DynStore = slow.clone();
+        let config = Config::default();
+        let cache = DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_millis(300))
+            .with_memory(|| {
+                Some(MemoryNow {
+                    resident: 8 << 30,
+                    available: 6 << 30,
+                })
+            });
+        store.upsert(&[deployment("d1")]).await.unwrap();
+        assert_eq!(
+            deployments_seen(&cache, &store, &config).await,
+            1,
+            "the first build has nothing to drop"
+        );
+
+        slow.delay_ms.store(1_500, Ordering::SeqCst);
+        store.upsert(&[deployment("d2")]).await.unwrap();
+        cache.invalidate();
+        let started = Instant::now();
+        assert_eq!(
+            deployments_seen(&cache, &store, &config).await,
+            2,
+            "the new model, waited for past fresh_wait"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(1_500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(cache.model_version(), Some(2));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_rebuild_answers_from_the_previous_model_and_a_quick_one_from_the_new() {
         let tmp = tempfile::tempdir().unwrap();
@@ -812,7 +923,8 @@ mod tests {
         });
         let store: DynStore = slow.clone();
         let config = Config::default();
-        let cache = DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_millis(300));
+        let cache = DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_millis(300))
+            .with_memory(|| None);
 
         store.upsert(&[deployment("d1")]).await.unwrap();
         assert_eq!(cache.model_version(), None);

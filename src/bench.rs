@@ -22,17 +22,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    crate::observe::memory::peak_resident_bytes().map(|b| b as f64 / (1u64 << 20) as f64)
 }
 
 fn rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    crate::observe::memory::resident_bytes().map(|b| b as f64 / (1u64 << 20) as f64)
 }
 
 fn pct(sorted: &[f64], q: f64) -> f64 {

@@ -5,6 +5,7 @@
 //!   collector health.
 //! Label sets are derived types; cardinality is bounded by services × metrics (never per change or person).
 
+pub mod memory;
 pub mod snapshot;
 
 use crate::app::AppState;
