@@ -857,6 +857,17 @@ mod tests {
         }
     }
 
+    /// An embedded store in a temporary directory behind a switchable delay, as the cache's store and as itself.
+    fn slow_store() -> (tempfile::TempDir, Arc<SlowStore>, DynStore) {
+        let tmp = tempfile::tempdir().unwrap();
+        let slow = Arc::new(SlowStore {
+            inner: LocalStore::open(tmp.path(), 16).unwrap(),
+            delay_ms: AtomicU64::new(0),
+        });
+        let store: DynStore = slow.clone();
+        (tmp, slow, store)
+    }
+
     async fn deployments_seen(cache: &DataCache, store: &DynStore, config: &Config) -> usize {
         cache.get(store, config).await.unwrap().dataset.deployments.len()
     }
@@ -876,12 +887,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn short_of_memory_a_rebuild_drops_the_previous_model_and_reads_wait_for_the_new() {
-        let tmp = tempfile::tempdir().unwrap();
-        let slow = Arc::new(SlowStore {
-            inner: LocalStore::open(tmp.path(), 16).unwrap(),
-            delay_ms: AtomicU64::new(0),
-        });
-        let store: DynStore = slow.clone();
+        let (_tmp, slow, store) = slow_store();
         let config = Config::default();
         let cache = DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_millis(300))
             .with_memory(|| {
@@ -916,12 +922,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_rebuild_answers_from_the_previous_model_and_a_quick_one_from_the_new() {
-        let tmp = tempfile::tempdir().unwrap();
-        let slow = Arc::new(SlowStore {
-            inner: LocalStore::open(tmp.path(), 16).unwrap(),
-            delay_ms: AtomicU64::new(0),
-        });
-        let store: DynStore = slow.clone();
+        let (_tmp, slow, store) = slow_store();
         let config = Config::default();
         let cache = DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_millis(300))
             .with_memory(|| None);
@@ -964,7 +965,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store: DynStore = Arc::new(LocalStore::open(tmp.path(), 16).unwrap());
         let mut config = Config::default();
-        let cache = DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_secs(5));
+        // Memory unknown, so the previous model is kept whatever this machine has left.
+        let cache =
+            DataCache::new(Arc::new(AtomicU64::new(1)), LOCAL_STORE_TTL, Duration::from_secs(5)).with_memory(|| None);
         store.upsert(&[deployment("d1")]).await.unwrap();
         assert_eq!(deployments_seen(&cache, &store, &config).await, 1);
         // A knob the load cannot use makes every rebuild fail.

@@ -984,6 +984,17 @@ mod tests {
         );
     }
 
+    /// Stores deployment `zz-bad` (sorted after every other id) with `commits` that is not JSON.
+    async fn insert_bad_commits(url: &str, database: &str) {
+        post(
+            url,
+            &format!(
+                "INSERT INTO {database}.deployments FORMAT JSONEachRow {{\"id\":\"zz-bad\",\"service\":\"s\",\"environment\":\"p\",\"sha\":\"a\",\"status\":\"success\",\"commits\":\"[oops\",\"version\":1}}"
+            ),
+        )
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_load_of_many_decode_chunks_returns_exactly_the_rows_upserted() {
         let Some((store, url, _drop)) = test_store().await else {
@@ -1031,14 +1042,7 @@ mod tests {
 
         // A row that does not decode, sorted after every other (so in the last chunk), fails the load and
         // the message names the table and the row.
-        post(
-            &url,
-            &format!(
-                "INSERT INTO {}.deployments FORMAT JSONEachRow {{\"id\":\"zz-bad\",\"service\":\"s\",\"environment\":\"p\",\"sha\":\"a\",\"status\":\"success\",\"commits\":\"[oops\",\"version\":1}}",
-                store.database
-            ),
-        )
-        .await;
+        insert_bad_commits(&url, &store.database).await;
         match store.load(Kind::Deployments).await {
             Err(StoreError::Corrupt(m)) => {
                 assert!(m.contains("a deployments row does not match the record type"), "{m}");
@@ -1155,14 +1159,7 @@ mod tests {
             .any(|r| matches!(r, Record::Deployment(d) if d.id == "d-0" && d.status == "failure")));
 
         // A stored value the record type cannot hold fails the load, naming the table, the row and the column.
-        post(
-            &url,
-            &format!(
-                "INSERT INTO {}.deployments FORMAT JSONEachRow {{\"id\":\"zz-bad\",\"service\":\"s\",\"environment\":\"p\",\"sha\":\"a\",\"status\":\"success\",\"commits\":\"[oops\",\"version\":1}}",
-                store.database
-            ),
-        )
-        .await;
+        insert_bad_commits(&url, &store.database).await;
         match store.load_for_metrics(Kind::Deployments, since).await {
             Err(StoreError::Corrupt(m)) => {
                 assert!(
