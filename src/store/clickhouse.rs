@@ -1028,11 +1028,7 @@ mod tests {
         assert!(got == want, "every row back exactly once, unchanged");
         // The metrics' RowBinary load crosses as many pieces of the HTTP stream and gives the same rows, less
         // the fields no computation reads.
-        let mut metrics = store
-            .load_for_metrics(Kind::Deployments, Ts::from_secs(0))
-            .await
-            .unwrap()
-            .into_records();
+        let mut metrics = crate::store::metrics_records(&store, Kind::Deployments, Ts::from_secs(0)).await;
         metrics.sort_by_key(Record::key);
         want.iter_mut().for_each(Record::drop_unread);
         assert!(
@@ -1128,32 +1124,20 @@ mod tests {
             let mut want = store.load_since(kind, since).await.unwrap();
             want.iter_mut().for_each(Record::drop_unread);
             want.sort_by_key(Record::key);
-            let mut got = store.load_for_metrics(kind, since).await.unwrap().into_records();
+            let mut got = crate::store::metrics_records(&store, kind, since).await;
             got.sort_by_key(Record::key);
             assert_eq!(got, want, "{kind}");
             assert!(!got.is_empty(), "{kind}");
         }
-        let runs = store
-            .load_for_metrics(Kind::PipelineRuns, since)
-            .await
-            .unwrap()
-            .into_records();
+        let runs = crate::store::metrics_records(&store, Kind::PipelineRuns, since).await;
         assert_eq!(
             runs.len(),
             2,
             "the run that finished before `since` stays on the server"
         );
-        let changes = store
-            .load_for_metrics(Kind::Changes, since)
-            .await
-            .unwrap()
-            .into_records();
+        let changes = crate::store::metrics_records(&store, Kind::Changes, since).await;
         assert_eq!(changes.len(), 2, "the tombstoned change is not read");
-        let deployments = store
-            .load_for_metrics(Kind::Deployments, since)
-            .await
-            .unwrap()
-            .into_records();
+        let deployments = crate::store::metrics_records(&store, Kind::Deployments, since).await;
         assert!(deployments
             .iter()
             .any(|r| matches!(r, Record::Deployment(d) if d.id == "d-0" && d.status == "failure")));

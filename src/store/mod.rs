@@ -127,6 +127,12 @@ pub trait Store: Send + Sync {
 
 pub type DynStore = Arc<dyn Store>;
 
+/// The metrics' load of `kind` as one `Record` each, for comparing it with the other loads in tests.
+#[cfg(test)]
+pub(crate) async fn metrics_records(store: &dyn Store, kind: Kind, since: Ts) -> Vec<Record> {
+    store.load_for_metrics(kind, since).await.unwrap().into_records()
+}
+
 static LAST_VERSION: AtomicU64 = AtomicU64::new(0);
 
 /// A version that is larger than every version this process handed out before and, across restarts,

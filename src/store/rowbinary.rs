@@ -71,33 +71,17 @@ impl<'a> Reader<'a> {
         self.str(column).map(str::to_owned)
     }
 
-    /// The null flag of a `Nullable` column: true when a value follows.
-    fn present(&mut self, column: &str) -> Result<bool, Short> {
+    /// A `Nullable` column: its null flag (1 = NULL), then `read` of the value when one follows.
+    fn opt<T>(&mut self, column: &str, read: impl FnOnce(&mut Self) -> Result<T, Short>) -> Result<Option<T>, Short> {
         match self.u8()? {
-            0 => Ok(true),
-            1 => Ok(false),
+            0 => read(self).map(Some),
+            1 => Ok(None),
             b => Err(Short::Bad(format!("`{column}` has null flag {b}"))),
-        }
-    }
-
-    fn opt_string(&mut self, column: &str) -> Result<Option<String>, Short> {
-        if self.present(column)? {
-            self.string(column).map(Some)
-        } else {
-            Ok(None)
         }
     }
 
     fn ts(&mut self) -> Result<Ts, Short> {
         Ok(Ts::from_secs(i64::from(self.u32()?)))
-    }
-
-    fn opt_ts(&mut self, column: &str) -> Result<Option<Ts>, Short> {
-        if self.present(column)? {
-            self.ts().map(Some)
-        } else {
-            Ok(None)
-        }
     }
 
     fn strings(&mut self, column: &str) -> Result<Vec<String>, Short> {
@@ -138,14 +122,14 @@ fn deployment(r: &mut Reader) -> Result<Deployment, Short> {
     Ok(Deployment {
         id: r.string("id")?,
         service: r.string("service")?,
-        repository: r.opt_string("repository")?,
+        repository: r.opt("repository", |r| r.string("repository"))?,
         environment: r.string("environment")?,
-        environment_tier: r.opt_string("environment_tier")?,
+        environment_tier: r.opt("environment_tier", |r| r.string("environment_tier"))?,
         sha: r.string("sha")?,
         status: r.string("status")?,
-        started_at: r.opt_ts("started_at")?,
-        finished_at: r.opt_ts("finished_at")?,
-        pipeline_run: r.opt_string("pipeline_run")?,
+        started_at: r.opt("started_at", Reader::ts)?,
+        finished_at: r.opt("finished_at", Reader::ts)?,
+        pipeline_run: r.opt("pipeline_run", |r| r.string("pipeline_run"))?,
         source: None,
         url: None,
         commits: commits(r.str("commits")?)?,
@@ -166,14 +150,14 @@ fn change(r: &mut Reader) -> Result<Change, Short> {
         repository: r.string("repository")?,
         service: r.string("service")?,
         author: None,
-        is_bot: if r.present("is_bot")? { Some(r.u8()? != 0) } else { None },
-        first_commit_at: r.opt_ts("first_commit_at")?,
-        opened_at: r.opt_ts("opened_at")?,
-        first_review_at: r.opt_ts("first_review_at")?,
+        is_bot: r.opt("is_bot", |r| r.u8().map(|b| b != 0))?,
+        first_commit_at: r.opt("first_commit_at", Reader::ts)?,
+        opened_at: r.opt("opened_at", Reader::ts)?,
+        first_review_at: r.opt("first_review_at", Reader::ts)?,
         merged_at: r.ts()?,
         merge_sha: r.string("merge_sha")?,
         labels: r.strings("labels")?,
-        title: r.opt_string("title")?,
+        title: r.opt("title", |r| r.string("title"))?,
     })
 }
 
@@ -185,8 +169,8 @@ fn pipeline_run(r: &mut Reader) -> Result<PipelineRun, Short> {
         conclusion: r.string("conclusion")?,
         started_at: r.ts()?,
         finished_at: r.ts()?,
-        attempt: if r.present("attempt")? { Some(r.u32()?) } else { None },
-        failure_class: r.opt_string("failure_class")?,
+        attempt: r.opt("attempt", Reader::u32)?,
+        failure_class: r.opt("failure_class", |r| r.string("failure_class"))?,
     })
 }
 
