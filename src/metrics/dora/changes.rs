@@ -1,0 +1,166 @@
+//! Changes as the model sees them (METRICS.md Change lead time): deployed, before tracking or undeployed, with
+//! the lead time and its parts; impossible spans go to data quality, never to 0.
+
+use super::model::{issue, rfc, ChangeInfo, ChangeState, Ctx, Release};
+use super::types::{DataQualityIssue, Severity};
+use crate::domain::{Change, Ts};
+use crate::metrics::attribution::Attribution;
+use crate::metrics::frames::ProdRecords;
+
+pub(super) struct Parts {
+    pub(super) coding: Option<f64>,
+    pub(super) pickup: Option<f64>,
+    pub(super) review: Option<f64>,
+}
+
+pub(super) fn parts(c: &Change, dq: &mut Vec<DataQualityIssue>) -> Parts {
+    let d = |a: Option<Ts>, b: Option<Ts>| match (a, b) {
+        (Some(a), Some(b)) => Some((b.secs() - a.secs()) as f64),
+        _ => None,
+    };
+    let mut coding = d(c.first_commit_at, c.opened_at);
+    if coding.is_some_and(|x| x < 0.0) {
+        issue(
+            dq,
+            "change",
+            &c.id,
+            "first_commit_after_opened",
+            Severity::Warning,
+            "first_commit_at is after opened_at (a rebase?); the coding part is null".into(),
+        );
+        coding = None;
+    }
+    let mut pickup = d(c.opened_at, c.first_review_at);
+    let mut review = d(c.first_review_at, Some(c.merged_at));
+    if pickup.is_some_and(|x| x < 0.0) || review.is_some_and(|x| x < 0.0) {
+        issue(
+            dq,
+            "change",
+            &c.id,
+            "review_outside_pull_request",
+            Severity::Warning,
+            "first_review_at is outside [opened_at, merged_at]; the negative part is null".into(),
+        );
+        if pickup.is_some_and(|x| x < 0.0) {
+            pickup = None;
+        }
+        if review.is_some_and(|x| x < 0.0) {
+            review = None;
+        }
+    }
+    Parts { coding, pickup, review }
+}
+
+/// Per change (same index as the dataset's): its state, release and lead-time parts.
+pub(super) fn lead_times(
+    cx: &Ctx,
+    att: &Attribution,
+    recs: &ProdRecords,
+    rec_release: &[u32],
+    change_svc: &[u32],
+    dq: &mut Vec<DataQualityIssue>,
+) -> Vec<ChangeInfo> {
+    let (ds, cfg) = (cx.ds, cx.cfg);
+    let dep_id = |r: usize| ds.deployments[recs.dep[r] as usize].id.as_str();
+    let mut changes = Vec::with_capacity(ds.changes.len());
+    for (i, c) in ds.changes.iter().enumerate() {
+        let bot = c.is_bot == Some(true);
+        let counted = !(cfg.exclude_bots && bot);
+        let (state, rec, rule) = match att.shipped_by[i] {
+            Some((rec, rule)) => (ChangeState::Deployed, Some(rec), Some(rule)),
+            None if att.before_tracking[i] => (ChangeState::BeforeTracking, None, None),
+            None => (ChangeState::Undeployed, None, None),
+        };
+        let mut info = ChangeInfo {
+            service: change_svc[i],
+            state,
+            rec,
+            rule,
+            release: rec.map(|r| rec_release[r as usize]),
+            deployed_at: rec.and_then(|r| recs.fin[r as usize]),
+            lead: None,
+            coding: None,
+            pickup: None,
+            review: None,
+            deploy: None,
+            counted,
+        };
+        if state != ChangeState::BeforeTracking {
+            let p = parts(c, dq);
+            info.coding = p.coding;
+            info.pickup = p.pickup;
+            info.review = p.review;
+            let merged = c.merged_at.secs();
+            let mut error = false;
+            if c.opened_at.is_some_and(|o| o.secs() > merged) {
+                issue(
+                    dq,
+                    "change",
+                    &c.id,
+                    "merged_before_opened",
+                    Severity::Error,
+                    "merged_at is before opened_at; excluded from lead time".into(),
+                );
+                error = true;
+            }
+            if let Some(dep) = info.deployed_at {
+                let deploy = (dep - merged) as f64;
+                if deploy < 0.0 {
+                    issue(
+                        dq,
+                        "change",
+                        &c.id,
+                        "deployed_before_merged",
+                        Severity::Error,
+                        format!(
+                            "deployed at {} by {} before it was merged at {}; excluded from lead time",
+                            rfc(dep),
+                            dep_id(rec.unwrap_or_default() as usize),
+                            rfc(merged)
+                        ),
+                    );
+                    error = true;
+                }
+                let start = match cfg.lead_time_start.as_str() {
+                    "merged" => merged,
+                    "opened" => c.opened_at.or(c.first_commit_at).map_or(merged, Ts::secs),
+                    _ => match (c.first_commit_at, c.opened_at) {
+                        (Some(a), Some(b)) => a.min(b).secs(),
+                        (a, b) => a.or(b).map_or(merged, Ts::secs),
+                    },
+                };
+                let lead = (dep - start) as f64;
+                if lead < 0.0 && !error {
+                    issue(
+                        dq,
+                        "change",
+                        &c.id,
+                        "negative_lead_time",
+                        Severity::Error,
+                        "lead time below 0; excluded".into(),
+                    );
+                    error = true;
+                }
+                if !error {
+                    info.lead = Some(lead);
+                    info.deploy = Some(deploy);
+                } else {
+                    info.coding = None;
+                    info.pickup = None;
+                    info.review = None;
+                }
+            }
+        }
+        changes.push(info);
+    }
+    changes
+}
+
+/// Lists each release's changes, in change order.
+pub(super) fn add_to_releases(releases: &mut [Release], changes: &[ChangeInfo]) {
+    for (i, info) in changes.iter().enumerate() {
+        if let Some(rel) = info.release {
+            releases[rel as usize].changes.push(i as u32);
+        }
+    }
+}

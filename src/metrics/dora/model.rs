@@ -1,0 +1,147 @@
+//! The DORA model's internal records: releases, changes as the model sees them, the facts the periodic rows
+//! aggregate, and the data-quality list they report into. Strings stay in the dataset; these hold indices.
+
+use super::types::{DataQualityIssue, LinkKind, RecoveryHow, Severity};
+use crate::config::MetricsConfig;
+use crate::domain::{Deployment, Ts};
+use crate::metrics::attribution::Rule;
+use crate::metrics::scope::ScopeAt;
+use crate::metrics::Dataset;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReleaseStatus {
+    Success,
+    Failed,
+    Cancelled,
+    Pending,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Release {
+    /// The deployment whose `pipeline_run` (`by_run`) or `id` is the release's id ([`release_id`]).
+    pub(super) key: u32,
+    pub(super) by_run: bool,
+    pub(super) service: u32,
+    pub(super) records: Vec<u32>,
+    pub(super) fin: i64,
+    pub(super) status: ReleaseStatus,
+    pub(super) scope: ScopeAt,
+    pub(super) changes: Vec<u32>,
+    pub(super) incidents: Vec<(u32, LinkKind)>,
+    pub(super) rolled_back_by: Option<u32>,
+    pub(super) reverted: Vec<(u32, u32)>,
+    pub(super) rollback_of: Vec<u32>,
+    pub(super) remediation_of: Vec<u32>,
+    pub(super) remediation: Option<u32>,
+    pub(super) fix_changes: Vec<(u32, &'static str)>,
+    pub(super) recovered: Option<(i64, RecoveryHow)>,
+    pub(super) recovery_error: bool,
+}
+
+impl Release {
+    pub(super) fn failed(&self) -> bool {
+        self.status == ReleaseStatus::Success
+            && (!self.incidents.is_empty() || self.rolled_back_by.is_some() || !self.reverted.is_empty())
+    }
+    pub(super) fn rework(&self) -> bool {
+        self.status == ReleaseStatus::Success
+            && (!self.rollback_of.is_empty() || !self.remediation_of.is_empty() || !self.fix_changes.is_empty())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ChangeState {
+    Deployed,
+    BeforeTracking,
+    Undeployed,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct ChangeInfo {
+    pub(super) service: u32,
+    pub(super) state: ChangeState,
+    pub(super) rec: Option<u32>,
+    pub(super) rule: Option<Rule>,
+    pub(super) release: Option<u32>,
+    pub(super) deployed_at: Option<i64>,
+    /// `None` when excluded by a data-quality error.
+    pub(super) lead: Option<f64>,
+    pub(super) coding: Option<f64>,
+    pub(super) pickup: Option<f64>,
+    pub(super) review: Option<f64>,
+    pub(super) deploy: Option<f64>,
+    /// Counted by lead time and undeployed (not a bot, when bots are excluded).
+    pub(super) counted: bool,
+}
+
+/// One event for the periodic rows.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Fact {
+    pub(super) t: i64,
+    pub(super) service: u32,
+    pub(super) scope: ScopeAt,
+    /// Index into the fact kind's source (release, change or incident).
+    pub(super) item: u32,
+}
+
+/// What the model adds to a deployment; its strings stay in the dataset (same index).
+pub(super) struct DepInfo {
+    pub(super) service: u32,
+    pub(super) tier: Arc<str>,
+    pub(super) fin: Option<i64>,
+    pub(super) rec: Option<u32>,
+}
+
+/// (finish, id) order of releases; the ids are read only on a tie.
+pub(super) fn release_order(deps: &[Deployment], releases: &[Release], a: u32, b: u32) -> std::cmp::Ordering {
+    let (a, b) = (&releases[a as usize], &releases[b as usize]);
+    a.fin
+        .cmp(&b.fin)
+        .then_with(|| release_id(deps, a).cmp(release_id(deps, b)))
+}
+
+/// A release's id: its pipeline run, or its one record's id.
+pub(super) fn release_id<'d>(deps: &'d [Deployment], rel: &Release) -> &'d str {
+    let d = &deps[rel.key as usize];
+    match (&d.pipeline_run, rel.by_run) {
+        (Some(run), true) => run,
+        _ => &d.id,
+    }
+}
+
+pub(super) fn issue(
+    dq: &mut Vec<DataQualityIssue>,
+    kind: &str,
+    id: &str,
+    rule: &str,
+    severity: Severity,
+    detail: String,
+) {
+    dq.push(DataQualityIssue {
+        kind: kind.into(),
+        id: id.into(),
+        rule: rule.into(),
+        severity,
+        detail,
+    });
+}
+
+/// What every phase of a build reads.
+pub(super) struct Ctx<'d> {
+    pub(super) ds: &'d Dataset,
+    pub(super) cfg: &'d MetricsConfig,
+    /// The `attribution_window` knob in seconds (`None` = unbounded).
+    pub(super) window: Option<i64>,
+}
+
+impl Ctx<'_> {
+    /// Whether a gap of `gap` seconds is inside the attribution window (inclusive).
+    pub(super) fn within(&self, gap: i64) -> bool {
+        self.window.is_none_or(|w| gap <= w)
+    }
+}
+
+pub(super) fn rfc(t: i64) -> String {
+    Ts::from_secs(t).rfc3339()
+}

@@ -1,0 +1,156 @@
+//! Rework classification (METRICS.md Deployment rework rate) and reverts (Change failure rate): which changes
+//! are fixes and why, and which change each revert reverts.
+
+use super::model::{Ctx, Release};
+use super::shas::MIN_SHA_PREFIX;
+use crate::metrics::frames::{ChangeKeys, FastMap, FastSet};
+use rayon::prelude::*;
+use regex::Regex;
+
+pub(super) enum RevertTarget<'a> {
+    Sha(String),
+    Title(&'a str),
+}
+
+pub(super) fn revert_target<'a>(title: &'a str, reverts_commit: &Regex) -> Option<RevertTarget<'a>> {
+    if let Some(c) = reverts_commit.captures(title) {
+        return Some(RevertTarget::Sha(c[1].to_ascii_lowercase()));
+    }
+    let t = title.trim();
+    let inner = t.strip_prefix("Revert \"")?.strip_suffix('"')?;
+    Some(RevertTarget::Title(inner))
+}
+
+pub(super) struct Rework {
+    /// Per change: why it is a fix (`revert`, `label` or `title`), if it is one.
+    pub(super) fix_why: Vec<Option<&'static str>>,
+    /// Reverted change → the changes that revert it.
+    pub(super) reverts_of: FastMap<u32, Vec<u32>>,
+}
+
+/// Classifies every change. Reverts: first what each revert names, then only the look-ups those names need.
+/// The per-change regexes run on both cores.
+pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
+    let (ds, cfg) = (cx.ds, cx.cfg);
+    let change_svc = &keys.service;
+    let fix_re = Regex::new(&format!("(?i){}", cfg.rework_title_pattern)).ok();
+    let reverts_commit = Regex::new(r"(?i)This reverts commit ([0-9a-f]{7,40})").expect("static regex");
+    let labels: Vec<String> = cfg.rework_labels.iter().map(|l| l.to_ascii_lowercase()).collect();
+    let targets: Vec<Option<RevertTarget>> = ds
+        .changes
+        .par_iter()
+        .map(|c| revert_target(c.title.as_deref().unwrap_or(""), &reverts_commit))
+        .collect();
+    let fix_why: Vec<Option<&'static str>> = ds
+        .changes
+        .par_iter()
+        .zip(targets.par_iter())
+        .map(|(c, target)| {
+            if target.is_some() {
+                Some("revert")
+            } else if c.labels.iter().any(|l| labels.contains(&l.to_ascii_lowercase())) {
+                Some("label")
+            } else if fix_re
+                .as_ref()
+                .is_some_and(|re| re.is_match(c.title.as_deref().unwrap_or("")))
+            {
+                Some("title")
+            } else {
+                None
+            }
+        })
+        .collect();
+    let wanted_titles: FastSet<&str> = targets
+        .iter()
+        .filter_map(|t| match t {
+            Some(RevertTarget::Title(t)) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let mut by_title: FastMap<(u32, u32, &str), Vec<(i64, u32)>> = FastMap::default();
+    for (i, c) in ds.changes.iter().enumerate() {
+        if let Some(t) = c.title.as_deref().filter(|t| wanted_titles.contains(t)) {
+            by_title
+                .entry((change_svc[i], keys.repo[i], t))
+                .or_default()
+                .push((keys.merged[i], i as u32));
+        }
+    }
+    for v in by_title.values_mut() {
+        v.sort();
+    }
+    let sha_key = |i: u32| {
+        (
+            change_svc[i as usize],
+            keys.repo[i as usize],
+            keys.merge_sha[i as usize].as_ref(),
+        )
+    };
+    // Only the changes a named sha can find: equal to it, or starting with it, so sharing its first
+    // MIN_SHA_PREFIX characters (the pattern names at least that many). Sorting every change by sha took
+    // seconds on `large`.
+    let named_prefixes: FastSet<&str> = targets
+        .iter()
+        .filter_map(|t| match t {
+            Some(RevertTarget::Sha(sha)) => sha.get(..MIN_SHA_PREFIX),
+            _ => None,
+        })
+        .collect();
+    let mut by_sha: Vec<u32> = if named_prefixes.is_empty() {
+        Vec::new()
+    } else {
+        (0..ds.changes.len())
+            .filter(|&i| {
+                keys.merge_sha[i]
+                    .get(..MIN_SHA_PREFIX)
+                    .is_some_and(|p| named_prefixes.contains(p))
+            })
+            .map(|i| i as u32)
+            .collect()
+    };
+    by_sha.sort_by(|&a, &b| sha_key(a).cmp(&sha_key(b)));
+    let mut reverts_of: FastMap<u32, Vec<u32>> = FastMap::default();
+    for (i, target) in targets.iter().enumerate() {
+        if let Some(target) = target {
+            let (svc, repo) = (change_svc[i], keys.repo[i]);
+            let reverted = match target {
+                RevertTarget::Sha(sha) => {
+                    let lo = by_sha.partition_point(|&e| sha_key(e) < (svc, repo, sha.as_str()));
+                    let hits: Vec<u32> = by_sha[lo..]
+                        .iter()
+                        .copied()
+                        .take_while(|&e| {
+                            let k = sha_key(e);
+                            k.0 == svc && k.1 == repo && k.2.starts_with(sha.as_str())
+                        })
+                        .collect();
+                    let exact = hits.iter().copied().find(|&h| keys.merge_sha[h as usize] == *sha);
+                    exact.or((hits.len() == 1).then(|| hits[0]))
+                }
+                RevertTarget::Title(t) => by_title.get(&(svc, repo, *t)).and_then(|v| {
+                    v.iter()
+                        .rev()
+                        .find(|e| e.0 <= keys.merged[i] && e.1 != i as u32)
+                        .map(|e| e.1)
+                }),
+            };
+            if let Some(r) = reverted {
+                if r != i as u32 {
+                    reverts_of.entry(r).or_default().push(i as u32);
+                }
+            }
+        }
+    }
+    Rework { fix_why, reverts_of }
+}
+
+/// Lists each release's fix-classified changes.
+pub(super) fn add_to_releases(releases: &mut [Release], fix_why: &[Option<&'static str>]) {
+    for rel in releases {
+        for &c in &rel.changes {
+            if let Some(why) = fix_why[c as usize] {
+                rel.fix_changes.push((c, why));
+            }
+        }
+    }
+}
