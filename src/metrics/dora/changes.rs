@@ -1,7 +1,7 @@
 //! Changes as the model sees them (METRICS.md Change lead time): deployed, before tracking or undeployed, with
 //! the lead time and its parts; impossible spans go to data quality, never to 0.
 
-use super::model::{issue, rfc, ChangeInfo, ChangeState, Ctx, Release};
+use super::model::{issue, rfc, ChangeInfo, ChangeState, Ctx};
 use super::types::{DataQualityIssue, Severity};
 use crate::domain::{Change, Ts};
 use crate::metrics::attribution::Attribution;
@@ -154,13 +154,4 @@ pub(super) fn lead_times(
         changes.push(info);
     }
     changes
-}
-
-/// Lists each release's changes, in change order.
-pub(super) fn add_to_releases(releases: &mut [Release], changes: &[ChangeInfo]) {
-    for (i, info) in changes.iter().enumerate() {
-        if let Some(rel) = info.release {
-            releases[rel as usize].changes.push(i as u32);
-        }
-    }
 }

@@ -82,7 +82,12 @@ impl DoraModel {
             service: self.scopes.service_name(rel.service).to_string(),
             status: status.into(),
             finished_at: (rel.status != ReleaseStatus::Pending).then(|| rfc(rel.fin)),
-            records: rel.records.iter().map(|&r| self.rec_id(r).to_string()).collect(),
+            records: self
+                .release_records
+                .of(x)
+                .iter()
+                .map(|&r| self.rec_id(r).to_string())
+                .collect(),
             failed: rel.failed(),
             failure_reasons,
             recovery,
@@ -120,8 +125,9 @@ impl DoraModel {
         }
         let rel = self.rec_release[r as usize];
         e.release = Some(self.explain_release(rel));
-        e.changes = self.releases[rel as usize]
-            .changes
+        e.changes = self
+            .release_changes
+            .of(rel)
             .iter()
             .filter(|&&c| self.changes[c as usize].rec == Some(r))
             .map(|&c| {

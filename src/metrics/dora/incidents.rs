@@ -10,6 +10,7 @@ use crate::domain::CausedBy;
 use crate::metrics::frames::{u32_values, ChangeKeys, FastMap, FastSet, ProdRecords};
 use crate::metrics::scope::{ScopeAt, Scopes};
 use polars::prelude::*;
+use rayon::slice::ParallelSliceMut;
 use std::borrow::Cow;
 
 /// A restore-counted incident: resolved_at, duration, and its services with their scope at resolution.
@@ -73,22 +74,16 @@ pub(super) fn link(
             _ => None,
         })
         .collect();
-    let mut sha_entries: Vec<(Cow<str>, (u32, u32))> = Vec::new();
-    if !named_shas.is_empty() {
-        let rank = &inp.order.rank;
-        for r in 0..inp.recs.len() {
-            let rel = inp.rec_release[r];
-            if inp.recs.success[r] && ok_release(releases, rel) {
-                sha_entries.push((inp.rec_sha[r].clone(), (rank[rel as usize], rel)));
-            }
-        }
-        for (i, info) in inp.changes.iter().enumerate() {
-            if let Some(rel) = info.release.filter(|&r| ok_release(releases, r)) {
-                sha_entries.push((inp.keys.merge_sha[i].clone(), (rank[rel as usize], rel)));
-            }
-        }
-    }
-    let sha_index = ShaIndex::new(sha_entries, &named_shas);
+    let rank = &inp.order.rank;
+    let record_shas = (0..inp.recs.len()).filter_map(|r| {
+        let rel = inp.rec_release[r];
+        (inp.recs.success[r] && ok_release(releases, rel)).then(|| (&inp.rec_sha[r], (rank[rel as usize], rel)))
+    });
+    let merge_shas = inp.changes.iter().enumerate().filter_map(|(i, info)| {
+        let rel = info.release.filter(|&r| ok_release(releases, r))?;
+        Some((&inp.keys.merge_sha[i], (rank[rel as usize], rel)))
+    });
+    let sha_index = ShaIndex::new(record_shas.chain(merge_shas), &named_shas);
     let change_by_id: FastMap<&str, u32> = if named_changes.is_empty() {
         FastMap::default()
     } else {
@@ -228,15 +223,31 @@ fn inferred(cx: &Ctx, inp: &Inputs, releases: &[Release]) -> PolarsResult<Vec<Op
         return Ok(links);
     }
     let (recs, rank) = (inp.recs, &inp.order.rank);
-    let (mut r_svc, mut r_fin, mut r_rank, mut r_rel) = (vec![], vec![], vec![], vec![]);
-    for r in 0..recs.len() {
-        let rel = inp.rec_release[r];
-        if recs.success[r] && releases[rel as usize].status == ReleaseStatus::Success {
-            r_svc.push(recs.service[r]);
-            r_fin.push(recs.fin[r].unwrap_or_default());
-            r_rank.push(rank[rel as usize]);
-            r_rel.push(rel);
-        }
+    // The candidates in (finish, release order), sorted on both cores: polars' backward as-of join takes the
+    // last right row below the key, so among equal finish times of one service the latest release wins.
+    let mut candidates: Vec<(i64, u32, u32)> = (0..recs.len())
+        .filter(|&r| recs.success[r] && releases[inp.rec_release[r] as usize].status == ReleaseStatus::Success)
+        .map(|r| {
+            (
+                recs.fin[r].unwrap_or_default(),
+                rank[inp.rec_release[r] as usize],
+                r as u32,
+            )
+        })
+        .collect();
+    candidates.par_sort_unstable();
+    let n = candidates.len();
+    let (mut r_svc, mut r_fin, mut r_rank, mut r_rel) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (fin, rel_rank, r) in candidates {
+        r_svc.push(recs.service[r as usize]);
+        r_fin.push(fin);
+        r_rank.push(rel_rank);
+        r_rel.push(inp.rec_release[r as usize]);
     }
     let left = DataFrame::new_infer_height(vec![
         Column::new("inc".into(), l_inc),
@@ -249,10 +260,7 @@ fn inferred(cx: &Ctx, inp: &Inputs, releases: &[Release]) -> PolarsResult<Vec<Op
         Column::new("fin".into(), r_fin),
         Column::new("rank".into(), r_rank),
         Column::new("rel".into(), r_rel),
-    ])?
-    .sort(["fin", "rank"], SortMultipleOptions::default())?
-    // Ties on finish time within a service: the latest release in (finish, id) order.
-    .unique_stable(Some(&["svc".into(), "fin".into()]), UniqueKeepStrategy::Last, None)?;
+    ])?;
     if right.height() == 0 {
         return Ok(links);
     }

@@ -60,7 +60,7 @@ use crate::config::MetricsConfig;
 use crate::domain::Ts;
 use facts::Facts;
 use incidents::Restore;
-use model::{issue, ChangeInfo, Ctx, DepInfo, Release};
+use model::{issue, ChangeInfo, Ctx, DepInfo, Members, Release};
 use phases::Phases;
 use releases::ServiceOrder;
 use std::collections::BTreeSet;
@@ -82,6 +82,9 @@ pub struct DoraModel {
     dep_by_id: Vec<(u64, u32)>,
     changes: Vec<ChangeInfo>,
     releases: Vec<Release>,
+    /// Per release: its records, and the changes it shipped.
+    release_records: Members,
+    release_changes: Members,
     dq: Vec<DataQualityIssue>,
     facts: Facts,
     /// Per restore-counted incident, by resolution time.
@@ -108,7 +111,7 @@ impl DoraModel {
 
         let prod = records::production(&cx, &mut scopes, &mut dq);
         phases.lap("production records");
-        let (mut releases, rec_release) = releases::group(&ds.deployments, &prod.recs, &scopes);
+        let (mut releases, rec_release, release_records) = releases::group(&ds.deployments, &prod.recs, &scopes);
         phases.lap("releases");
 
         let change_svc: Vec<u32> = ds.changes.iter().map(|c| scopes.service(&c.service)).collect();
@@ -129,10 +132,10 @@ impl DoraModel {
         phases.lap("attribution");
 
         let changes = changes::lead_times(&cx, &att, &recs, &rec_release, &keys.service, &mut dq);
-        changes::add_to_releases(&mut releases, &changes);
+        let release_changes = Members::new(releases.len(), changes.len(), |c| changes[c].release);
         phases.lap("changes");
         let rework = rework::classify(&cx, &keys);
-        rework::add_to_releases(&mut releases, &rework.fix_why);
+        rework::add_to_releases(&mut releases, &release_changes, &rework.fix_why);
         phases.lap("fixes and reverts");
         let order = ServiceOrder::new(&ds.deployments, &releases, scopes.service_count());
         phases.lap("releases per service");
@@ -153,7 +156,16 @@ impl DoraModel {
         rollbacks::mark_rollbacks(&cx, &mut releases, &recs, &rec_release, &prod.rec_sha);
         rollbacks::mark_reverts(&cx, &mut releases, &changes, &rework.reverts_of);
         phases.lap("rollbacks and reverts");
-        recovery::recover(&cx, &mut releases, &changes, &keys, &rework.reverts_of, &order, &mut dq);
+        recovery::recover(
+            &cx,
+            &mut releases,
+            &changes,
+            &release_changes,
+            &keys,
+            &rework.reverts_of,
+            &order,
+            &mut dq,
+        );
         phases.lap("recovery");
 
         let facts = Facts::new(&releases, &changes, &keys.merged, &scopes);
@@ -177,6 +189,8 @@ impl DoraModel {
             dep_by_id: prod.dep_by_id,
             changes,
             releases,
+            release_records,
+            release_changes,
             dq,
             facts,
             restores,

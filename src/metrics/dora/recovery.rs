@@ -1,7 +1,7 @@
 //! Remediation and recovery of failed releases (METRICS.md Failed deployment recovery time): the earliest of
 //! the incidents' resolution, the rollback, and the first later release that remediates.
 
-use super::model::{issue, release_id, release_order, rfc, ChangeInfo, Ctx, Release, ReleaseStatus};
+use super::model::{issue, release_id, release_order, rfc, ChangeInfo, Ctx, Members, Release, ReleaseStatus};
 use super::releases::ServiceOrder;
 use super::types::{DataQualityIssue, RecoveryHow, Severity};
 use crate::domain::Ts;
@@ -12,6 +12,7 @@ pub(super) fn recover(
     cx: &Ctx,
     releases: &mut [Release],
     changes: &[ChangeInfo],
+    release_changes: &Members,
     keys: &ChangeKeys,
     reverts_of: &FastMap<u32, Vec<u32>>,
     order: &ServiceOrder,
@@ -54,7 +55,7 @@ pub(super) fn recover(
                 *remediation = Some(z);
             }
         };
-        for &c in &releases[x].changes {
+        for &c in release_changes.of(x as u32) {
             for &rv in reverts_of.get(&c).map(Vec::as_slice).unwrap_or(&[]) {
                 if let Some(z) = changes[rv as usize]
                     .release

@@ -1,14 +1,14 @@
 //! Releases (METRICS.md DORA): one `pipeline_run` of one service, or one production record without a run. A
 //! release succeeds when every repository's latest record succeeded, and is a failed attempt when one failed.
 
-use super::model::{release_order, Release, ReleaseStatus};
+use super::model::{release_order, Members, Release, ReleaseStatus};
 use super::records::positions;
 use crate::domain::Deployment;
 use crate::metrics::frames::{FastMap, ProdRecords};
 use crate::metrics::scope::Scopes;
 
-/// The releases, and per record the release it belongs to.
-pub(super) fn group(deps: &[Deployment], recs: &ProdRecords, scopes: &Scopes) -> (Vec<Release>, Vec<u32>) {
+/// The releases, per record the release it belongs to, and each release's records.
+pub(super) fn group(deps: &[Deployment], recs: &ProdRecords, scopes: &Scopes) -> (Vec<Release>, Vec<u32>, Members) {
     // Keyed by (service, is a pipeline run, run or record id), borrowing the ids.
     let mut release_of: FastMap<(u32, bool, &str), u32> =
         FastMap::with_capacity_and_hasher(recs.len(), Default::default());
@@ -25,11 +25,9 @@ pub(super) fn group(deps: &[Deployment], recs: &ProdRecords, scopes: &Scopes) ->
                 key: recs.dep[r],
                 by_run: key.1,
                 service: recs.service[r],
-                records: Vec::new(),
                 fin: i64::MIN,
                 status: ReleaseStatus::Pending,
                 scope: (None, false),
-                changes: Vec::new(),
                 incidents: Vec::new(),
                 rolled_back_by: None,
                 reverted: Vec::new(),
@@ -42,18 +40,18 @@ pub(super) fn group(deps: &[Deployment], recs: &ProdRecords, scopes: &Scopes) ->
             });
             (releases.len() - 1) as u32
         });
-        releases[idx as usize].records.push(r as u32);
         rec_release[r] = idx;
     }
-    for rel in &mut releases {
-        status(rel, deps, recs, scopes);
+    let members = Members::new(releases.len(), recs.len(), |r| Some(rec_release[r]));
+    for (i, rel) in releases.iter_mut().enumerate() {
+        status(rel, members.of(i as u32), deps, recs, scopes);
     }
-    (releases, rec_release)
+    (releases, rec_release, members)
 }
 
 /// The release's status, finish time (its latest record's) and scope at that time.
-fn status(rel: &mut Release, deps: &[Deployment], recs: &ProdRecords, scopes: &Scopes) {
-    if let [r] = rel.records[..] {
+fn status(rel: &mut Release, records: &[u32], deps: &[Deployment], recs: &ProdRecords, scopes: &Scopes) {
+    if let [r] = records[..] {
         // One record (the common case): its own status.
         let r = r as usize;
         let status = deps[recs.dep[r] as usize].status.as_str();
@@ -71,7 +69,7 @@ fn status(rel: &mut Release, deps: &[Deployment], recs: &ProdRecords, scopes: &S
     }
     let mut pending = false;
     let mut latest: FastMap<u32, (i64, &str, &str)> = FastMap::default();
-    for &r in &rel.records {
+    for &r in records {
         let r = r as usize;
         let d = &deps[recs.dep[r] as usize];
         let Some(fin) = recs.fin[r] else {

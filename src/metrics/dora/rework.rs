@@ -1,7 +1,7 @@
 //! Rework classification (METRICS.md Deployment rework rate) and reverts (Change failure rate): which changes
 //! are fixes and why, and which change each revert reverts.
 
-use super::model::{Ctx, Release};
+use super::model::{Ctx, Members, Release};
 use super::shas::MIN_SHA_PREFIX;
 use crate::metrics::frames::{ChangeKeys, FastMap, FastSet};
 use rayon::prelude::*;
@@ -145,9 +145,9 @@ pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
 }
 
 /// Lists each release's fix-classified changes.
-pub(super) fn add_to_releases(releases: &mut [Release], fix_why: &[Option<&'static str>]) {
-    for rel in releases {
-        for &c in &rel.changes {
+pub(super) fn add_to_releases(releases: &mut [Release], changes: &Members, fix_why: &[Option<&'static str>]) {
+    for (i, rel) in releases.iter_mut().enumerate() {
+        for &c in changes.of(i as u32) {
             if let Some(why) = fix_why[c as usize] {
                 rel.fix_changes.push((c, why));
             }

@@ -24,13 +24,20 @@ pub(super) const MIN_SHA_PREFIX: usize = 7;
 
 impl<'a, T: Copy + Ord> ShaIndex<'a, T> {
     /// Keeps only the entries one of the lower-cased `wanted` shas can find (equal, or sharing its first
-    /// [`MIN_SHA_PREFIX`] characters), so millions of record shas are hashed but never sorted.
-    pub(super) fn new(mut entries: Vec<(Cow<'a, str>, T)>, wanted: &[String]) -> Self {
+    /// [`MIN_SHA_PREFIX`] characters), so millions of record shas are hashed but never stored or sorted.
+    pub(super) fn new(entries: impl Iterator<Item = (&'a Cow<'a, str>, T)>, wanted: &[String]) -> Self {
         let exact: FastSet<&str> = wanted.iter().map(String::as_str).collect();
         let prefixes: FastSet<&str> = wanted.iter().filter_map(|w| w.get(..MIN_SHA_PREFIX)).collect();
-        entries.retain(|(sha, _)| {
-            exact.contains(sha.as_ref()) || sha.get(..MIN_SHA_PREFIX).is_some_and(|p| prefixes.contains(p))
-        });
+        let mut entries: Vec<(Cow<'a, str>, T)> = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            entries
+                .filter(|(sha, _)| {
+                    exact.contains(sha.as_ref()) || sha.get(..MIN_SHA_PREFIX).is_some_and(|p| prefixes.contains(p))
+                })
+                .map(|(sha, v)| (Cow::Borrowed(sha.as_ref()), v))
+                .collect()
+        };
         entries.sort();
         ShaIndex { entries }
     }
@@ -63,11 +70,11 @@ impl<'a, T: Copy + Ord> ShaIndex<'a, T> {
     }
 }
 
+/// A deployment id's key in [`find_deployment`]'s table; equal keys are checked against the id itself.
 pub(super) fn id_hash(id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    static IDS: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6465_706c_6f79_6964);
+    IDS.hash_one(id)
 }
 
 /// The deployment with `id`, through the (id hash, index) pairs of `deps` sorted by hash.

@@ -324,6 +324,46 @@ fn incident_outside_the_window_is_not_linked_and_the_edge_is_inclusive() {
 }
 
 #[test]
+fn inference_takes_the_latest_release_strictly_before_over_every_service_of_the_incident() {
+    let mut web = dep("w1", "s9", "success", 15);
+    web.service = "web".into();
+    web.repository = Some("acme/web".into());
+    let mut both = inc("both", 16, Some(17), None);
+    both.services = vec!["pay".into(), "web".into()];
+    let ds = Dataset {
+        deployments: vec![
+            dep("d1", "s1", "success", 10),
+            dep("d3", "s3", "success", 20),
+            dep("d2", "s2", "success", 20),
+            web,
+        ],
+        incidents: vec![
+            inc("tie", 21, Some(22), None),
+            inc("at-finish", 20, Some(22), None),
+            both,
+        ],
+        ..Default::default()
+    };
+    let m = build(&ds);
+    let linked = |id: &str| -> Vec<String> {
+        reasons(&m, id)
+            .into_iter()
+            .map(|r| match r {
+                FailureReason::Incident { incident, .. } => incident,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    // Two releases finished in the same second: the later in (finish, id) order is the latest.
+    assert_eq!(linked("d3"), vec!["tie".to_string()]);
+    assert!(linked("d2").is_empty());
+    // Finished at the very second the incident opened is not before it.
+    assert_eq!(linked("d1"), vec!["at-finish".to_string()]);
+    // An incident of two services links the latest release over both.
+    assert_eq!(linked("w1"), vec!["both".to_string()]);
+}
+
+#[test]
 fn none_window_links_an_old_incident() {
     let ds = Dataset {
         deployments: two_releases(),
