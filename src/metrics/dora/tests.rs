@@ -1033,3 +1033,99 @@ fn summary_has_one_row_per_metric_with_previous_and_change() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn a_revert_by_title_reverts_the_latest_change_of_its_repository_with_that_title_merged_before_it() {
+    let titled = |id: &str, merged_h: i64, repo: &str| {
+        let mut c = chg(id, &format!("{id}-sha"), merged_h);
+        c.title = Some("Bump parser".into());
+        c.repository = repo.into();
+        c
+    };
+    let mut revert = chg("rv", "r1", 25);
+    revert.title = Some("  Revert \"Bump parser\" ".into());
+    let ds = Dataset {
+        deployments: vec![
+            dep("d1", "s1", "success", 10),
+            dep("d2", "s2", "success", 20),
+            dep("d3", "s3", "success", 30),
+            dep("d4", "s4", "success", 40),
+        ],
+        changes: vec![
+            titled("old", 12, "acme/pay"),
+            // The latest before the revert; the other repository's and the later one do not count.
+            titled("new", 18, "acme/pay"),
+            titled("elsewhere", 19, "acme/web"),
+            titled("later", 35, "acme/pay"),
+            revert,
+        ],
+        ..Default::default()
+    };
+    let m = build(&ds);
+    assert_eq!(
+        reasons(&m, "d2"),
+        vec![FailureReason::Reverted {
+            change: "new".into(),
+            revert: "rv".into(),
+            deployed_at: at(30).rfc3339()
+        }]
+    );
+    assert!(reasons(&m, "d4").is_empty());
+}
+
+#[test]
+fn a_run_and_a_record_with_the_same_id_are_two_releases_and_an_unfinished_record_keeps_its_run_pending() {
+    let mut a = dep("a", "a1", "success", 20);
+    a.pipeline_run = Some("x".into());
+    let b = dep("x", "b1", "success", 21);
+    let mut c = dep("c1", "c1", "success", 22);
+    c.pipeline_run = Some("run-9".into());
+    let mut unfinished = dep("c2", "c2", "in_progress", 23);
+    unfinished.pipeline_run = Some("run-9".into());
+    unfinished.repository = Some("acme/web".into());
+    unfinished.finished_at = None;
+    let ds = Dataset {
+        deployments: vec![dep("d1", "s1", "success", 10), a, b, c, unfinished],
+        ..Default::default()
+    };
+    let m = build(&ds);
+    // d1, run `x` and record `x`; run-9 waits for its unfinished record.
+    assert_eq!(june(&m).deployments, 3);
+    let run9 = m.explain_deployment("c1").unwrap().release.unwrap();
+    assert_eq!((run9.id.as_str(), run9.status.as_str()), ("run-9", "in_progress"));
+    assert_eq!(run9.records, vec!["c1".to_string(), "c2".to_string()]);
+}
+
+#[test]
+fn an_undeployed_change_merged_before_it_opened_keeps_its_parts_and_each_check_is_listed_once_in_order() {
+    let mut odd = chg("odd", "o1", 30);
+    odd.first_commit_at = Some(at(33));
+    odd.opened_at = Some(at(32));
+    odd.first_review_at = Some(at(31));
+    let mut kept = chg("kept", "k1", 30);
+    kept.first_commit_at = Some(at(29));
+    kept.opened_at = Some(at(32));
+    let ds = Dataset {
+        deployments: vec![dep("d1", "s1", "success", 10), dep("d2", "s2", "success", 20)],
+        changes: vec![odd, kept],
+        ..Default::default()
+    };
+    let m = build(&ds);
+    let rules = |id: &str| -> Vec<String> {
+        m.data_quality()
+            .into_iter()
+            .filter(|i| i.id == id)
+            .map(|i| i.rule)
+            .collect()
+    };
+    assert_eq!(
+        rules("odd"),
+        ["first_commit_after_opened", "review_outside_pull_request", "merged_before_opened"]
+    );
+    assert_eq!(rules("kept"), ["merged_before_opened"]);
+    assert_eq!(state(&m, "odd"), ChangeState::Undeployed);
+    let (odd, kept) = (&m.changes[0], &m.changes[1]);
+    // Every part of `odd` is negative, so null; `kept` is not deployed, so its error excludes nothing.
+    assert_eq!((odd.coding, odd.pickup, odd.review), (None, None, None));
+    assert_eq!((kept.coding, kept.pickup, kept.review, kept.lead), (Some(3.0 * H as f64), None, None, None));
+}
