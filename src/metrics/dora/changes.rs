@@ -105,11 +105,7 @@ fn spans(cx: &Ctx, att: &Attribution, deployed_at: &dyn Fn(usize) -> Option<i64>
             att.before_tracking.iter().map(|b| !b).collect::<Vec<bool>>(),
         ),
     ])?;
-    let negative = |e: Expr| e.lt(lit(0i64)).fill_null(lit(false));
-    let coding = col("op") - col("fc");
-    let pickup = col("fr") - col("op");
-    let review = col("mg") - col("fr");
-    let deploy = col("dep") - col("mg");
+    let negative = |name: &str| col(name).lt(lit(0i64)).fill_null(lit(false));
     let start = match cx.cfg.lead_time_start.as_str() {
         "merged" => col("mg"),
         "opened" => col("op").fill_null(col("fc")).fill_null(col("mg")),
@@ -119,59 +115,63 @@ fn spans(cx: &Ctx, att: &Attribution, deployed_at: &dyn Fn(usize) -> Option<i64>
             .otherwise(col("op").fill_null(col("fc")))
             .fill_null(col("mg")),
     };
-    let lead = col("dep") - start;
-    let tracked = col("tracked");
-    let coding_neg = negative(coding.clone()).and(tracked.clone());
-    let part_neg = negative(pickup.clone()).or(negative(review.clone()));
-    let review_flag = part_neg.and(tracked.clone());
-    let mbo = col("op").gt(col("mg")).fill_null(lit(false)).and(tracked.clone());
-    let dbm = negative(deploy.clone()).and(tracked.clone());
-    let nlt = negative(lead.clone())
-        .and(mbo.clone().not())
-        .and(dbm.clone().not())
-        .and(tracked.clone());
-    // An error excludes a deployed change's lead time and parts; an undeployed change keeps its parts.
-    let excluded = mbo
-        .clone()
-        .or(dbm.clone())
-        .or(nlt.clone())
-        .and(col("dep").is_not_null());
-    let keep_if = |cond: Expr, value: Expr| when(cond).then(value).otherwise(lit(NULL).cast(DataType::Int64));
-    let bit = |flag: Expr, b: u32| when(flag).then(lit(b)).otherwise(lit(0u32));
+    let tracked = || col("tracked");
+    let bit = |flag: &str, b: u32| when(col(flag)).then(lit(b)).otherwise(lit(0u32));
+    let keep_if = |cond: Expr, name: &str| {
+        when(cond)
+            .then(col(name))
+            .otherwise(lit(NULL).cast(DataType::Int64))
+            .alias(name)
+    };
+    // A part is null when unknown, negative, before tracking or excluded.
+    let part = |name: &str| keep_if(col("kept").and(negative(name).not()), name);
+    // In stages, each column computed once: polars here is built without common-subexpression elimination.
     let out = frame
         .lazy()
+        .with_columns([
+            (col("op") - col("fc")).alias("coding"),
+            (col("fr") - col("op")).alias("pickup"),
+            (col("mg") - col("fr")).alias("review"),
+            (col("dep") - col("mg")).alias("deploy"),
+            (col("dep") - start).alias("lead"),
+        ])
+        .with_columns([
+            negative("coding").and(tracked()).alias("cfa"),
+            negative("pickup").or(negative("review")).and(tracked()).alias("rop"),
+            col("op")
+                .gt(col("mg"))
+                .fill_null(lit(false))
+                .and(tracked())
+                .alias("mbo"),
+            negative("deploy").and(tracked()).alias("dbm"),
+        ])
+        .with_column(
+            negative("lead")
+                .and(col("mbo").not())
+                .and(col("dbm").not())
+                .and(tracked())
+                .alias("nlt"),
+        )
+        // An error excludes a deployed change's lead time and parts; an undeployed change keeps its parts.
+        .with_column(
+            col("mbo")
+                .or(col("dbm"))
+                .or(col("nlt"))
+                .and(col("dep").is_not_null())
+                .alias("excluded"),
+        )
+        .with_column(tracked().and(col("excluded").not()).alias("kept"))
         .select([
-            keep_if(
-                tracked
-                    .clone()
-                    .and(coding_neg.clone().not())
-                    .and(excluded.clone().not()),
-                coding,
-            )
-            .alias("coding"),
-            keep_if(
-                tracked
-                    .clone()
-                    .and(negative(pickup.clone()).not())
-                    .and(excluded.clone().not()),
-                pickup,
-            )
-            .alias("pickup"),
-            keep_if(
-                tracked
-                    .clone()
-                    .and(negative(review.clone()).not())
-                    .and(excluded.clone().not()),
-                review,
-            )
-            .alias("review"),
-            keep_if(excluded.clone().not(), lead).alias("lead"),
-            keep_if(excluded.not(), deploy).alias("deploy"),
-            (bit(coding_neg, FIRST_COMMIT_AFTER_OPENED)
-                + bit(review_flag, REVIEW_OUTSIDE_PULL_REQUEST)
-                + bit(mbo, MERGED_BEFORE_OPENED)
-                + bit(dbm, DEPLOYED_BEFORE_MERGED)
-                + bit(nlt, NEGATIVE_LEAD_TIME))
+            part("coding"),
+            part("pickup"),
+            part("review"),
+            keep_if(col("excluded").not(), "lead"),
+            keep_if(col("excluded").not(), "deploy"),
+            (bit("cfa", FIRST_COMMIT_AFTER_OPENED)
+                + bit("rop", REVIEW_OUTSIDE_PULL_REQUEST)
+                + bit("mbo", MERGED_BEFORE_OPENED)
+                + bit("dbm", DEPLOYED_BEFORE_MERGED)
+                + bit("nlt", NEGATIVE_LEAD_TIME))
             // Integer literals are typed by polars, not by Rust.
             .cast(DataType::UInt32)
             .alias("flags"),

@@ -1120,12 +1120,19 @@ fn an_undeployed_change_merged_before_it_opened_keeps_its_parts_and_each_check_i
     };
     assert_eq!(
         rules("odd"),
-        ["first_commit_after_opened", "review_outside_pull_request", "merged_before_opened"]
+        [
+            "first_commit_after_opened",
+            "review_outside_pull_request",
+            "merged_before_opened"
+        ]
     );
     assert_eq!(rules("kept"), ["merged_before_opened"]);
     assert_eq!(state(&m, "odd"), ChangeState::Undeployed);
     let (odd, kept) = (&m.changes[0], &m.changes[1]);
     // Every part of `odd` is negative, so null; `kept` is not deployed, so its error excludes nothing.
     assert_eq!((odd.coding, odd.pickup, odd.review), (None, None, None));
-    assert_eq!((kept.coding, kept.pickup, kept.review, kept.lead), (Some(3.0 * H as f64), None, None, None));
+    assert_eq!(
+        (kept.coding, kept.pickup, kept.review, kept.lead),
+        (Some(3.0 * H as f64), None, None, None)
+    );
 }
