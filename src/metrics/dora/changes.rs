@@ -1,36 +1,60 @@
 //! Changes as the model sees them (METRICS.md Change lead time): deployed, before tracking or undeployed, with
 //! the lead time and its parts; impossible spans go to data quality, never to 0.
-//!
-//! The spans and the checks are polars expressions over the changes' timestamps; only the changes a check
-//! flags are read again, to name them in data quality.
 
 use super::model::{issue, rfc, ChangeInfo, ChangeState, Ctx};
 use super::types::{DataQualityIssue, Severity};
-use crate::domain::Ts;
+use crate::domain::{Change, Ts};
 use crate::metrics::attribution::Attribution;
-use crate::metrics::frames::{i64_values, u32_values, ProdRecords};
-use polars::prelude::*;
+use crate::metrics::frames::ProdRecords;
 use rayon::prelude::*;
+use std::sync::Mutex;
 
-/// The checks, as bits of the `flags` column, in the order their issues are listed.
-const FIRST_COMMIT_AFTER_OPENED: u32 = 1;
-const REVIEW_OUTSIDE_PULL_REQUEST: u32 = 2;
-const MERGED_BEFORE_OPENED: u32 = 4;
-const DEPLOYED_BEFORE_MERGED: u32 = 8;
-const NEGATIVE_LEAD_TIME: u32 = 16;
-
-/// Per change, the spans in seconds (`None`: unknown, negative or excluded), and the changes a check flagged.
-struct Spans {
-    coding: Vec<Option<i64>>,
-    pickup: Vec<Option<i64>>,
-    review: Vec<Option<i64>>,
-    lead: Vec<Option<i64>>,
-    deploy: Vec<Option<i64>>,
-    /// (change, the bits of the checks it failed), in change order.
-    flagged: Vec<(u32, u32)>,
+pub(super) struct Parts {
+    pub(super) coding: Option<f64>,
+    pub(super) pickup: Option<f64>,
+    pub(super) review: Option<f64>,
 }
 
-/// Per change (same index as the dataset's): its state, release and lead-time parts.
+pub(super) fn parts(c: &Change, dq: &mut Vec<DataQualityIssue>) -> Parts {
+    let d = |a: Option<Ts>, b: Option<Ts>| match (a, b) {
+        (Some(a), Some(b)) => Some((b.secs() - a.secs()) as f64),
+        _ => None,
+    };
+    let mut coding = d(c.first_commit_at, c.opened_at);
+    if coding.is_some_and(|x| x < 0.0) {
+        issue(
+            dq,
+            "change",
+            &c.id,
+            "first_commit_after_opened",
+            Severity::Warning,
+            "first_commit_at is after opened_at (a rebase?); the coding part is null".into(),
+        );
+        coding = None;
+    }
+    let mut pickup = d(c.opened_at, c.first_review_at);
+    let mut review = d(c.first_review_at, Some(c.merged_at));
+    if pickup.is_some_and(|x| x < 0.0) || review.is_some_and(|x| x < 0.0) {
+        issue(
+            dq,
+            "change",
+            &c.id,
+            "review_outside_pull_request",
+            Severity::Warning,
+            "first_review_at is outside [opened_at, merged_at]; the negative part is null".into(),
+        );
+        if pickup.is_some_and(|x| x < 0.0) {
+            pickup = None;
+        }
+        if review.is_some_and(|x| x < 0.0) {
+            review = None;
+        }
+    }
+    Parts { coding, pickup, review }
+}
+
+/// Per change (same index as the dataset's): its state, release and lead-time parts. The changes are read on
+/// both cores; their data-quality issues are listed in change order, as one pass would list them.
 pub(super) fn lead_times(
     cx: &Ctx,
     att: &Attribution,
@@ -39,211 +63,129 @@ pub(super) fn lead_times(
     change_svc: &[u32],
     dq: &mut Vec<DataQualityIssue>,
 ) -> Vec<ChangeInfo> {
-    let (ds, cfg) = (cx.ds, cx.cfg);
-    let n = ds.changes.len();
-    let deployed_at = |i: usize| att.shipped_by[i].and_then(|(r, _)| recs.fin[r as usize]);
-    let spans = spans(cx, att, &deployed_at).unwrap_or_else(|e| {
-        // Not expected for any input; reported rather than panicking, and no change has a lead time.
-        issue(
-            dq,
-            "change",
-            "*",
-            "lead_time_failed",
-            Severity::Error,
-            format!("computing lead times failed: {e}"),
-        );
-        Spans {
-            coding: vec![None; n],
-            pickup: vec![None; n],
-            review: vec![None; n],
-            lead: vec![None; n],
-            deploy: vec![None; n],
-            flagged: Vec::new(),
-        }
-    });
-    report(cx, recs, att, &spans.flagged, &deployed_at, dq);
-    let secs = |v: Option<i64>| v.map(|s| s as f64);
-    (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let (state, rec, rule) = match att.shipped_by[i] {
-                Some((rec, rule)) => (ChangeState::Deployed, Some(rec), Some(rule)),
-                None if att.before_tracking[i] => (ChangeState::BeforeTracking, None, None),
-                None => (ChangeState::Undeployed, None, None),
-            };
-            ChangeInfo {
-                service: change_svc[i],
-                state,
-                rec,
-                rule,
-                release: rec.map(|r| rec_release[r as usize]),
-                deployed_at: deployed_at(i),
-                lead: secs(spans.lead[i]),
-                coding: secs(spans.coding[i]),
-                pickup: secs(spans.pickup[i]),
-                review: secs(spans.review[i]),
-                deploy: secs(spans.deploy[i]),
-                counted: !(cfg.exclude_bots && ds.changes[i].is_bot == Some(true)),
+    let flagged: Mutex<Vec<(usize, Vec<DataQualityIssue>)>> = Mutex::default();
+    let changes = cx
+        .ds
+        .changes
+        .par_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut issues = Vec::new();
+            let info = lead_time(cx, att, recs, rec_release, change_svc[i], i, c, &mut issues);
+            if !issues.is_empty() {
+                flagged.lock().unwrap_or_else(|e| e.into_inner()).push((i, issues));
             }
+            info
         })
-        .collect()
+        .collect();
+    let mut flagged = flagged.into_inner().unwrap_or_else(|e| e.into_inner());
+    flagged.sort_unstable_by_key(|f| f.0);
+    dq.extend(flagged.into_iter().flat_map(|f| f.1));
+    changes
 }
 
-fn spans(cx: &Ctx, att: &Attribution, deployed_at: &dyn Fn(usize) -> Option<i64>) -> PolarsResult<Spans> {
-    let changes = &cx.ds.changes;
-    let ts = |f: fn(&crate::domain::Change) -> Option<Ts>| -> Vec<Option<i64>> {
-        changes.iter().map(|c| f(c).map(Ts::secs)).collect()
-    };
-    let frame = DataFrame::new_infer_height(vec![
-        Column::new("fc".into(), ts(|c| c.first_commit_at)),
-        Column::new("op".into(), ts(|c| c.opened_at)),
-        Column::new("fr".into(), ts(|c| c.first_review_at)),
-        Column::new("mg".into(), ts(|c| Some(c.merged_at))),
-        Column::new("dep".into(), (0..changes.len()).map(deployed_at).collect::<Vec<_>>()),
-        Column::new(
-            "tracked".into(),
-            att.before_tracking.iter().map(|b| !b).collect::<Vec<bool>>(),
-        ),
-    ])?;
-    let negative = |name: &str| col(name).lt(lit(0i64)).fill_null(lit(false));
-    let start = match cx.cfg.lead_time_start.as_str() {
-        "merged" => col("mg"),
-        "opened" => col("op").fill_null(col("fc")).fill_null(col("mg")),
-        // The earlier of the first commit and the opening (a rebase can put the first commit after it).
-        _ => when(col("fc").lt(col("op")))
-            .then(col("fc"))
-            .otherwise(col("op").fill_null(col("fc")))
-            .fill_null(col("mg")),
-    };
-    let tracked = || col("tracked");
-    let bit = |flag: &str, b: u32| when(col(flag)).then(lit(b)).otherwise(lit(0u32));
-    let keep_if = |cond: Expr, name: &str| {
-        when(cond)
-            .then(col(name))
-            .otherwise(lit(NULL).cast(DataType::Int64))
-            .alias(name)
-    };
-    // A part is null when unknown, negative, before tracking or excluded.
-    let part = |name: &str| keep_if(col("kept").and(negative(name).not()), name);
-    // In stages, each column computed once: polars here is built without common-subexpression elimination.
-    let out = frame
-        .lazy()
-        .with_columns([
-            (col("op") - col("fc")).alias("coding"),
-            (col("fr") - col("op")).alias("pickup"),
-            (col("mg") - col("fr")).alias("review"),
-            (col("dep") - col("mg")).alias("deploy"),
-            (col("dep") - start).alias("lead"),
-        ])
-        .with_columns([
-            negative("coding").and(tracked()).alias("cfa"),
-            negative("pickup").or(negative("review")).and(tracked()).alias("rop"),
-            col("op")
-                .gt(col("mg"))
-                .fill_null(lit(false))
-                .and(tracked())
-                .alias("mbo"),
-            negative("deploy").and(tracked()).alias("dbm"),
-        ])
-        .with_column(
-            negative("lead")
-                .and(col("mbo").not())
-                .and(col("dbm").not())
-                .and(tracked())
-                .alias("nlt"),
-        )
-        // An error excludes a deployed change's lead time and parts; an undeployed change keeps its parts.
-        .with_column(
-            col("mbo")
-                .or(col("dbm"))
-                .or(col("nlt"))
-                .and(col("dep").is_not_null())
-                .alias("excluded"),
-        )
-        .with_column(tracked().and(col("excluded").not()).alias("kept"))
-        .select([
-            part("coding"),
-            part("pickup"),
-            part("review"),
-            keep_if(col("excluded").not(), "lead"),
-            keep_if(col("excluded").not(), "deploy"),
-            (bit("cfa", FIRST_COMMIT_AFTER_OPENED)
-                + bit("rop", REVIEW_OUTSIDE_PULL_REQUEST)
-                + bit("mbo", MERGED_BEFORE_OPENED)
-                + bit("dbm", DEPLOYED_BEFORE_MERGED)
-                + bit("nlt", NEGATIVE_LEAD_TIME))
-            // Integer literals are typed by polars, not by Rust.
-            .cast(DataType::UInt32)
-            .alias("flags"),
-        ])
-        .collect()?;
-    let flagged = out
-        .select(["flags"])?
-        .with_row_index("chg".into(), None)?
-        .lazy()
-        .filter(col("flags").gt(lit(0u32)))
-        .collect()?;
-    let chg = u32_values(&flagged, "chg")?;
-    let flags = u32_values(&flagged, "flags")?;
-    Ok(Spans {
-        coding: i64_values(&out, "coding")?,
-        pickup: i64_values(&out, "pickup")?,
-        review: i64_values(&out, "review")?,
-        lead: i64_values(&out, "lead")?,
-        deploy: i64_values(&out, "deploy")?,
-        flagged: chg.into_iter().zip(flags).filter_map(|(c, f)| Some((c?, f?))).collect(),
-    })
-}
-
-/// The data-quality issues of the flagged changes, per change in the order of the checks.
-fn report(
+/// One change's state, release and lead-time parts; its data-quality issues go to `dq`.
+#[allow(clippy::too_many_arguments)]
+fn lead_time(
     cx: &Ctx,
-    recs: &ProdRecords,
     att: &Attribution,
-    flagged: &[(u32, u32)],
-    deployed_at: &dyn Fn(usize) -> Option<i64>,
+    recs: &ProdRecords,
+    rec_release: &[u32],
+    service: u32,
+    i: usize,
+    c: &Change,
     dq: &mut Vec<DataQualityIssue>,
-) {
-    let ds = cx.ds;
-    for &(i, flags) in flagged {
-        let i = i as usize;
-        let c = &ds.changes[i];
-        let mut flag = |bit: u32, rule: &str, severity: Severity, detail: &dyn Fn() -> String| {
-            if flags & bit != 0 {
-                issue(dq, "change", &c.id, rule, severity, detail());
-            }
+) -> ChangeInfo {
+    let (ds, cfg) = (cx.ds, cx.cfg);
+    let dep_id = |r: usize| ds.deployments[recs.dep[r] as usize].id.as_str();
+    {
+        let bot = c.is_bot == Some(true);
+        let counted = !(cfg.exclude_bots && bot);
+        let (state, rec, rule) = match att.shipped_by[i] {
+            Some((rec, rule)) => (ChangeState::Deployed, Some(rec), Some(rule)),
+            None if att.before_tracking[i] => (ChangeState::BeforeTracking, None, None),
+            None => (ChangeState::Undeployed, None, None),
         };
-        flag(
-            FIRST_COMMIT_AFTER_OPENED,
-            "first_commit_after_opened",
-            Severity::Warning,
-            &|| "first_commit_at is after opened_at (a rebase?); the coding part is null".into(),
-        );
-        flag(
-            REVIEW_OUTSIDE_PULL_REQUEST,
-            "review_outside_pull_request",
-            Severity::Warning,
-            &|| "first_review_at is outside [opened_at, merged_at]; the negative part is null".into(),
-        );
-        flag(MERGED_BEFORE_OPENED, "merged_before_opened", Severity::Error, &|| {
-            "merged_at is before opened_at; excluded from lead time".into()
-        });
-        flag(
-            DEPLOYED_BEFORE_MERGED,
-            "deployed_before_merged",
-            Severity::Error,
-            &|| {
-                let rec = att.shipped_by[i].map_or(0, |(r, _)| r as usize);
-                format!(
-                    "deployed at {} by {} before it was merged at {}; excluded from lead time",
-                    rfc(deployed_at(i).unwrap_or_default()),
-                    ds.deployments[recs.dep[rec] as usize].id,
-                    rfc(c.merged_at.secs())
-                )
-            },
-        );
-        flag(NEGATIVE_LEAD_TIME, "negative_lead_time", Severity::Error, &|| {
-            "lead time below 0; excluded".into()
-        });
+        let mut info = ChangeInfo {
+            service,
+            state,
+            rec,
+            rule,
+            release: rec.map(|r| rec_release[r as usize]),
+            deployed_at: rec.and_then(|r| recs.fin[r as usize]),
+            lead: None,
+            coding: None,
+            pickup: None,
+            review: None,
+            deploy: None,
+            counted,
+        };
+        if state != ChangeState::BeforeTracking {
+            let p = parts(c, dq);
+            info.coding = p.coding;
+            info.pickup = p.pickup;
+            info.review = p.review;
+            let merged = c.merged_at.secs();
+            let mut error = false;
+            if c.opened_at.is_some_and(|o| o.secs() > merged) {
+                issue(
+                    dq,
+                    "change",
+                    &c.id,
+                    "merged_before_opened",
+                    Severity::Error,
+                    "merged_at is before opened_at; excluded from lead time".into(),
+                );
+                error = true;
+            }
+            if let Some(dep) = info.deployed_at {
+                let deploy = (dep - merged) as f64;
+                if deploy < 0.0 {
+                    issue(
+                        dq,
+                        "change",
+                        &c.id,
+                        "deployed_before_merged",
+                        Severity::Error,
+                        format!(
+                            "deployed at {} by {} before it was merged at {}; excluded from lead time",
+                            rfc(dep),
+                            dep_id(rec.unwrap_or_default() as usize),
+                            rfc(merged)
+                        ),
+                    );
+                    error = true;
+                }
+                let start = match cfg.lead_time_start.as_str() {
+                    "merged" => merged,
+                    "opened" => c.opened_at.or(c.first_commit_at).map_or(merged, Ts::secs),
+                    _ => match (c.first_commit_at, c.opened_at) {
+                        (Some(a), Some(b)) => a.min(b).secs(),
+                        (a, b) => a.or(b).map_or(merged, Ts::secs),
+                    },
+                };
+                let lead = (dep - start) as f64;
+                if lead < 0.0 && !error {
+                    issue(
+                        dq,
+                        "change",
+                        &c.id,
+                        "negative_lead_time",
+                        Severity::Error,
+                        "lead time below 0; excluded".into(),
+                    );
+                    error = true;
+                }
+                if !error {
+                    info.lead = Some(lead);
+                    info.deploy = Some(deploy);
+                } else {
+                    info.coding = None;
+                    info.pickup = None;
+                    info.review = None;
+                }
+            }
+        }
+        info
     }
 }

@@ -3,7 +3,6 @@
 
 use super::model::{ChangeInfo, ChangeState, Fact, Release, ReleaseStatus};
 use crate::metrics::scope::Scopes;
-use rayon::prelude::*;
 
 pub(super) struct Facts {
     /// Successful and failed releases, by finish time.
@@ -18,23 +17,19 @@ pub(super) struct Facts {
 
 impl Facts {
     pub(super) fn new(releases: &[Release], changes: &[ChangeInfo], merged: &[i64], scopes: &Scopes) -> Facts {
-        // Each fact's scope is a look-up in its service's history: the passes run on both cores, in item order.
-        let mut release_facts: Vec<Fact> = releases
-            .par_iter()
-            .enumerate()
-            .filter(|(_, rel)| matches!(rel.status, ReleaseStatus::Success | ReleaseStatus::Failed))
-            .map(|(i, rel)| Fact {
-                t: rel.fin,
-                service: rel.service,
-                scope: rel.scope,
-                item: i as u32,
-            })
-            .collect();
-        let mut recovery_facts: Vec<(Fact, f64)> = releases
-            .par_iter()
-            .enumerate()
-            .filter_map(|(i, rel)| match (rel.failed(), rel.recovered, rel.recovery_error) {
-                (true, Some((t, _)), false) => Some((
+        let mut release_facts = Vec::with_capacity(releases.len());
+        let mut recovery_facts = Vec::new();
+        for (i, rel) in releases.iter().enumerate() {
+            if matches!(rel.status, ReleaseStatus::Success | ReleaseStatus::Failed) {
+                release_facts.push(Fact {
+                    t: rel.fin,
+                    service: rel.service,
+                    scope: rel.scope,
+                    item: i as u32,
+                });
+            }
+            if let (true, Some((t, _)), false) = (rel.failed(), rel.recovered, rel.recovery_error) {
+                recovery_facts.push((
                     Fact {
                         t,
                         service: rel.service,
@@ -42,31 +37,34 @@ impl Facts {
                         item: i as u32,
                     },
                     (t - rel.fin) as f64,
-                )),
-                _ => None,
-            })
-            .collect();
-        let counted = |c: &ChangeInfo| c.counted && c.state != ChangeState::BeforeTracking;
-        let fact = |i: usize, c: &ChangeInfo, t: i64| Fact {
-            t,
-            service: c.service,
-            scope: scopes.at(c.service, t),
-            item: i as u32,
-        };
-        let mut deployed_facts: Vec<Fact> = changes
-            .par_iter()
-            .enumerate()
-            .filter(|(_, c)| counted(c))
-            .filter_map(|(i, c)| Some(fact(i, c, c.deployed_at?)))
-            .collect();
-        let mut merged_facts: Vec<Fact> = changes
-            .par_iter()
-            .enumerate()
-            .filter(|(_, c)| counted(c))
-            .map(|(i, c)| fact(i, c, merged[i]))
-            .collect();
+                ));
+            }
+        }
+        let mut deployed_facts = Vec::with_capacity(changes.len());
+        let mut merged_facts = Vec::with_capacity(changes.len());
+        for (i, c) in changes.iter().enumerate() {
+            if !c.counted || c.state == ChangeState::BeforeTracking {
+                continue;
+            }
+            if let Some(t) = c.deployed_at {
+                deployed_facts.push(Fact {
+                    t,
+                    service: c.service,
+                    scope: scopes.at(c.service, t),
+                    item: i as u32,
+                });
+            }
+            let m = merged[i];
+            merged_facts.push(Fact {
+                t: m,
+                service: c.service,
+                scope: scopes.at(c.service, m),
+                item: i as u32,
+            });
+        }
         // Pushed in item order, so (t, item) is the order a stable sort by t gives, sorted on both cores.
         {
+            use rayon::slice::ParallelSliceMut;
             let by_time = |f: &Fact| (f.t, f.item);
             rayon::join(
                 || release_facts.par_sort_unstable_by_key(by_time),

@@ -111,8 +111,7 @@ impl DoraModel {
 
         let prod = records::production(&cx, &mut scopes, &mut dq);
         phases.lap("production records");
-        let (mut releases, rec_release, release_records) =
-            releases::group(&ds.deployments, &prod.recs, &scopes, &mut dq);
+        let (mut releases, rec_release, release_records) = releases::group(&ds.deployments, &prod.recs, &scopes);
         phases.lap("releases");
 
         let change_svc: Vec<u32> = ds.changes.iter().map(|c| scopes.service(&c.service)).collect();

@@ -105,16 +105,6 @@ impl Members {
         Members { offsets, items: out }
     }
 
-    /// Groups as `offsets` (one more than the groups, from 0) into `items`, as a polars list column holds them.
-    pub(super) fn from_parts(offsets: Vec<u32>, items: Vec<u32>) -> Members {
-        debug_assert_eq!(offsets.last().copied().unwrap_or_default() as usize, items.len());
-        Members { offsets, items }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
-    }
-
     pub(super) fn of(&self, group: u32) -> &[u32] {
         let g = group as usize;
         &self.items[self.offsets[g] as usize..self.offsets[g + 1] as usize]

@@ -1,73 +1,33 @@
 //! Releases (METRICS.md DORA): one `pipeline_run` of one service, or one production record without a run. A
 //! release succeeds when every repository's latest record succeeded, and is a failed attempt when one failed.
-//!
-//! Both steps are polars group-bys: the records by (service, run or id), releases numbered in the order of
-//! their first record, whose aggregated record lists become [`Members`]; then the latest finished record per
-//! (release, repository) by (finish, id) rank, and per release the worst of those, its finish time and how
-//! many of its records are unfinished.
 
-use super::model::{issue, release_order, Members, Release, ReleaseStatus};
+use super::model::{release_order, Members, Release, ReleaseStatus};
 use super::records::positions;
-use super::types::{DataQualityIssue, Severity};
 use crate::domain::Deployment;
-use crate::metrics::frames::{i64_values, u32_values, ProdRecords};
+use crate::metrics::frames::{FastMap, ProdRecords};
 use crate::metrics::scope::Scopes;
-use polars::prelude::*;
-use rayon::slice::ParallelSliceMut;
-
-/// A record's status as the release rule reads it; the order matters: the greatest of a release's latest
-/// records is `SUCCESS` only when all of them succeeded.
-const SUCCESS: u32 = 0;
-const FAILURE: u32 = 1;
-const OTHER: u32 = 2;
 
 /// The releases, per record the release it belongs to, and each release's records.
-pub(super) fn group(
-    deps: &[Deployment],
-    recs: &ProdRecords,
-    scopes: &Scopes,
-    dq: &mut Vec<DataQualityIssue>,
-) -> (Vec<Release>, Vec<u32>, Members) {
-    let grouped = members(deps, recs).and_then(|members| {
-        let rec_release = release_of(&members, recs.len());
-        let status = statuses(deps, recs, &rec_release, members.len())?;
-        Ok((members, rec_release, status))
-    });
-    let (members, rec_release, status) = grouped.unwrap_or_else(|e| {
-        // Not expected for any input; reported rather than panicking. Each record is then its own release,
-        // pending, so that it is counted nowhere.
-        issue(
-            dq,
-            "deployment",
-            "*",
-            "release_grouping_failed",
-            Severity::Error,
-            format!("grouping records into releases failed: {e}"),
-        );
-        let members = Members::new(recs.len(), recs.len(), |r| Some(r as u32));
-        let rec_release = (0..recs.len() as u32).collect();
-        (
-            members,
-            rec_release,
-            vec![(ReleaseStatus::Pending, i64::MIN); recs.len()],
-        )
-    });
-    let releases = (0..members.len())
-        .map(|g| {
-            let first = members.of(g as u32)[0] as usize;
-            let service = recs.service[first];
-            let (status, fin) = status[g];
-            let scope = match status {
-                ReleaseStatus::Pending => (None, false),
-                _ => scopes.at(service, fin),
-            };
-            Release {
-                key: recs.dep[first],
-                by_run: deps[recs.dep[first] as usize].pipeline_run.is_some(),
-                service,
-                fin,
-                status,
-                scope,
+pub(super) fn group(deps: &[Deployment], recs: &ProdRecords, scopes: &Scopes) -> (Vec<Release>, Vec<u32>, Members) {
+    // Keyed by (service, is a pipeline run, run or record id), borrowing the ids.
+    let mut release_of: FastMap<(u32, bool, &str), u32> =
+        FastMap::with_capacity_and_hasher(recs.len(), Default::default());
+    let mut releases: Vec<Release> = Vec::new();
+    let mut rec_release = vec![0u32; recs.len()];
+    for r in 0..recs.len() {
+        let d = &deps[recs.dep[r] as usize];
+        let key = match &d.pipeline_run {
+            Some(run) => (recs.service[r], true, run.as_str()),
+            None => (recs.service[r], false, d.id.as_str()),
+        };
+        let idx = *release_of.entry(key).or_insert_with(|| {
+            releases.push(Release {
+                key: recs.dep[r],
+                by_run: key.1,
+                service: recs.service[r],
+                fin: i64::MIN,
+                status: ReleaseStatus::Pending,
+                scope: (None, false),
                 incidents: Vec::new(),
                 rolled_back_by: None,
                 reverted: Vec::new(),
@@ -77,134 +37,65 @@ pub(super) fn group(
                 fix_changes: Vec::new(),
                 recovered: None,
                 recovery_error: false,
-            }
-        })
-        .collect();
+            });
+            (releases.len() - 1) as u32
+        });
+        rec_release[r] = idx;
+    }
+    let members = Members::new(releases.len(), recs.len(), |r| Some(rec_release[r]));
+    for (i, rel) in releases.iter_mut().enumerate() {
+        status(rel, members.of(i as u32), deps, recs, scopes);
+    }
     (releases, rec_release, members)
 }
 
-fn release_of(members: &Members, records: usize) -> Vec<u32> {
-    let mut rec_release = vec![0u32; records];
-    for g in 0..members.len() as u32 {
-        for &r in members.of(g) {
-            rec_release[r as usize] = g;
+/// The release's status, finish time (its latest record's) and scope at that time.
+fn status(rel: &mut Release, records: &[u32], deps: &[Deployment], recs: &ProdRecords, scopes: &Scopes) {
+    if let [r] = records[..] {
+        // One record (the common case): its own status.
+        let r = r as usize;
+        let status = deps[recs.dep[r] as usize].status.as_str();
+        rel.status = match (recs.fin[r], status) {
+            (None, _) => ReleaseStatus::Pending,
+            (Some(_), "success") => ReleaseStatus::Success,
+            (Some(_), "failure") => ReleaseStatus::Failed,
+            (Some(_), _) => ReleaseStatus::Cancelled,
+        };
+        if let Some(fin) = recs.fin[r] {
+            rel.fin = fin;
+            rel.scope = scopes.at(rel.service, fin);
+        }
+        return;
+    }
+    let mut pending = false;
+    let mut latest: FastMap<u32, (i64, &str, &str)> = FastMap::default();
+    for &r in records {
+        let r = r as usize;
+        let d = &deps[recs.dep[r] as usize];
+        let Some(fin) = recs.fin[r] else {
+            pending = true;
+            continue;
+        };
+        rel.fin = rel.fin.max(fin);
+        let e = latest
+            .entry(recs.repo[r])
+            .or_insert((fin, d.id.as_str(), d.status.as_str()));
+        if (fin, d.id.as_str()) > (e.0, e.1) {
+            *e = (fin, d.id.as_str(), d.status.as_str());
         }
     }
-    rec_release
-}
-
-/// The records grouped by (service, run or id), groups in the order of their first record.
-fn members(deps: &[Deployment], recs: &ProdRecords) -> PolarsResult<Members> {
-    if recs.is_empty() {
-        return Ok(Members::default());
+    rel.status = if pending {
+        ReleaseStatus::Pending
+    } else if latest.values().all(|e| e.2 == "success") {
+        ReleaseStatus::Success
+    } else if latest.values().any(|e| e.2 == "failure") {
+        ReleaseStatus::Failed
+    } else {
+        ReleaseStatus::Cancelled
+    };
+    if rel.status != ReleaseStatus::Pending {
+        rel.scope = scopes.at(rel.service, rel.fin);
     }
-    let mut by_run = Vec::with_capacity(recs.len());
-    let mut key = Vec::with_capacity(recs.len());
-    for (r, &d) in recs.dep.iter().enumerate() {
-        let d = &deps[d as usize];
-        // A run and a record id never share a group, even when equal as strings.
-        by_run.push((u64::from(recs.service[r]) << 1) | u64::from(d.pipeline_run.is_some()));
-        key.push(d.pipeline_run.as_deref().unwrap_or(&d.id));
-    }
-    let frame = DataFrame::new_infer_height(vec![
-        Column::new("svc_run".into(), by_run),
-        Column::new("key".into(), key),
-        Column::new("rec".into(), (0..recs.len() as u32).collect::<Vec<u32>>()),
-    ])?;
-    let grouped = frame
-        .lazy()
-        .group_by_stable([col("svc_run"), col("key")])
-        .agg([col("rec"), len().alias("n")])
-        .select([col("rec"), col("n")])
-        .collect()?;
-    let mut offsets = Vec::with_capacity(grouped.height() + 1);
-    offsets.push(0u32);
-    for n in grouped.column("n")?.as_materialized_series().u32()?.into_no_null_iter() {
-        offsets.push(offsets.last().copied().unwrap_or_default() + n);
-    }
-    let items = grouped.explode(
-        ["rec"],
-        ExplodeOptions {
-            empty_as_null: false,
-            keep_nulls: false,
-        },
-    )?;
-    let items: Vec<u32> = items
-        .column("rec")?
-        .as_materialized_series()
-        .u32()?
-        .into_no_null_iter()
-        .collect();
-    Ok(Members::from_parts(offsets, items))
-}
-
-/// Per release: its status and finish time (its latest record's; `i64::MIN` when none has finished).
-fn statuses(
-    deps: &[Deployment],
-    recs: &ProdRecords,
-    rec_release: &[u32],
-    releases: usize,
-) -> PolarsResult<Vec<(ReleaseStatus, i64)>> {
-    let mut out = vec![(ReleaseStatus::Pending, i64::MIN); releases];
-    if releases == 0 {
-        return Ok(out);
-    }
-    let st: Vec<u32> = recs
-        .dep
-        .iter()
-        .map(|&d| match deps[d as usize].status.as_str() {
-            "success" => SUCCESS,
-            "failure" => FAILURE,
-            _ => OTHER,
-        })
-        .collect();
-    let frame = DataFrame::new_infer_height(vec![
-        Column::new("rel".into(), rec_release.to_vec()),
-        Column::new("repo".into(), recs.repo.clone()),
-        Column::new("rank".into(), recs.rank.clone()),
-        Column::new("fin".into(), recs.fin.clone()),
-        Column::new("st".into(), st),
-    ])?
-    .lazy();
-    let finished = frame.clone().filter(col("fin").is_not_null());
-    let latest = finished
-        .sort(["rank"], SortMultipleOptions::default())
-        .group_by([col("rel"), col("repo")])
-        .agg([col("st").last()])
-        .group_by([col("rel")])
-        .agg([
-            col("st").max().alias("worst"),
-            col("st")
-                .eq(lit(FAILURE))
-                .cast(DataType::UInt32)
-                .sum()
-                .alias("failures"),
-        ]);
-    let per_release = frame
-        .group_by([col("rel")])
-        .agg([
-            col("fin").max().alias("fin"),
-            col("fin").null_count().alias("unfinished"),
-        ])
-        .join(latest, [col("rel")], [col("rel")], JoinArgs::new(JoinType::Left))
-        .collect()?;
-    let rel = u32_values(&per_release, "rel")?;
-    let fin = i64_values(&per_release, "fin")?;
-    let unfinished = u32_values(&per_release, "unfinished")?;
-    let worst = u32_values(&per_release, "worst")?;
-    let failures = u32_values(&per_release, "failures")?;
-    for i in 0..per_release.height() {
-        let Some(g) = rel[i] else { continue };
-        let status = match (unfinished[i], worst[i], failures[i]) {
-            (Some(u), _, _) if u > 0 => ReleaseStatus::Pending,
-            (_, Some(SUCCESS), _) => ReleaseStatus::Success,
-            (_, _, Some(f)) if f > 0 => ReleaseStatus::Failed,
-            (_, Some(_), _) => ReleaseStatus::Cancelled,
-            _ => ReleaseStatus::Pending,
-        };
-        out[g as usize] = (status, fin[i].unwrap_or(i64::MIN));
-    }
-    Ok(out)
 }
 
 /// The successful releases of each service in (finish, id) order, which remediation walks.
@@ -220,7 +111,7 @@ pub(super) struct ServiceOrder {
 impl ServiceOrder {
     pub(super) fn new(deps: &[Deployment], releases: &[Release], services: usize) -> ServiceOrder {
         let mut order: Vec<u32> = (0..releases.len() as u32).collect();
-        order.par_sort_by(|&a, &b| release_order(deps, releases, a, b));
+        order.sort_by(|&a, &b| release_order(deps, releases, a, b));
         let rank = positions(&order);
         let mut per_service: Vec<Vec<u32>> = vec![Vec::new(); services];
         // Walking `order` fills each service's list already sorted.

@@ -3,8 +3,7 @@
 
 use super::model::{Ctx, Members, Release};
 use super::shas::MIN_SHA_PREFIX;
-use crate::metrics::frames::{u32_values, ChangeKeys, FastMap, FastSet};
-use polars::prelude::*;
+use crate::metrics::frames::{ChangeKeys, FastMap, FastSet};
 use rayon::prelude::*;
 use regex::Regex;
 
@@ -36,7 +35,7 @@ pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
     let change_svc = &keys.service;
     let fix_re = Regex::new(&format!("(?i){}", cfg.rework_title_pattern)).ok();
     let reverts_commit = Regex::new(r"(?i)This reverts commit ([0-9a-f]{7,40})").expect("static regex");
-    let labels: Vec<String> = cfg.rework_labels.iter().map(|l| l.to_ascii_lowercase()).collect();
+    let labels = &cfg.rework_labels;
     let targets: Vec<Option<RevertTarget>> = ds
         .changes
         .par_iter()
@@ -49,7 +48,7 @@ pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
         .map(|(c, target)| {
             if target.is_some() {
                 Some("revert")
-            } else if c.labels.iter().any(|l| labels.contains(&l.to_ascii_lowercase())) {
+            } else if c.labels.iter().any(|l| labels.iter().any(|w| w.eq_ignore_ascii_case(l))) {
                 Some("label")
             } else if fix_re
                 .as_ref()
@@ -61,6 +60,25 @@ pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
             }
         })
         .collect();
+    let wanted_titles: FastSet<&str> = targets
+        .iter()
+        .filter_map(|t| match t {
+            Some(RevertTarget::Title(t)) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let mut by_title: FastMap<(u32, u32, &str), Vec<(i64, u32)>> = FastMap::default();
+    for (i, c) in ds.changes.iter().enumerate() {
+        if let Some(t) = c.title.as_deref().filter(|t| wanted_titles.contains(t)) {
+            by_title
+                .entry((change_svc[i], keys.repo[i], t))
+                .or_default()
+                .push((keys.merged[i], i as u32));
+        }
+    }
+    for v in by_title.values_mut() {
+        v.sort();
+    }
     let sha_key = |i: u32| {
         (
             change_svc[i as usize],
@@ -91,16 +109,6 @@ pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
             .collect()
     };
     by_sha.sort_by(|&a, &b| sha_key(a).cmp(&sha_key(b)));
-    let named_titles: Vec<(u32, &str)> = targets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| match t {
-            Some(RevertTarget::Title(t)) => Some((i as u32, *t)),
-            _ => None,
-        })
-        .collect();
-    // Not expected to fail for any input; if it does, reverts by title revert nothing rather than panicking.
-    let by_title: FastMap<u32, u32> = titled(cx, keys, &named_titles).unwrap_or_default();
     let mut reverts_of: FastMap<u32, Vec<u32>> = FastMap::default();
     for (i, target) in targets.iter().enumerate() {
         if let Some(target) = target {
@@ -119,7 +127,12 @@ pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
                     let exact = hits.iter().copied().find(|&h| keys.merge_sha[h as usize] == *sha);
                     exact.or((hits.len() == 1).then(|| hits[0]))
                 }
-                RevertTarget::Title(_) => by_title.get(&(i as u32)).copied(),
+                RevertTarget::Title(t) => by_title.get(&(svc, repo, *t)).and_then(|v| {
+                    v.iter()
+                        .rev()
+                        .find(|e| e.0 <= keys.merged[i] && e.1 != i as u32)
+                        .map(|e| e.1)
+                }),
             };
             if let Some(r) = reverted {
                 if r != i as u32 {
@@ -129,70 +142,6 @@ pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
         }
     }
     Rework { fix_why, reverts_of }
-}
-
-/// The change each revert in `named` (revert, the title it names) reverts: the latest change of the same
-/// service and repository with that title merged at or before the revert (ties by index). A sorted as-of join
-/// by (service, repository, title), backward, equal times included. The revert itself never matches: its own
-/// title is `Revert "…"` around the one it names.
-fn titled(cx: &Ctx, keys: &ChangeKeys, named: &[(u32, &str)]) -> PolarsResult<FastMap<u32, u32>> {
-    let mut out = FastMap::default();
-    if named.is_empty() {
-        return Ok(out);
-    }
-    let wanted: FastSet<&str> = named.iter().map(|n| n.1).collect();
-    let candidates: Vec<(i64, u32, &str)> = cx
-        .ds
-        .changes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let t = c.title.as_deref().filter(|t| wanted.contains(t))?;
-            Some((keys.merged[i], i as u32, t))
-        })
-        .collect();
-    let frame = |rows: &mut dyn Iterator<Item = (u32, &str)>, id: &str, at: &str| {
-        let (mut idx, mut svc, mut repo, mut title, mut merged) = (vec![], vec![], vec![], vec![], vec![]);
-        for (i, t) in rows {
-            idx.push(i);
-            svc.push(keys.service[i as usize]);
-            repo.push(keys.repo[i as usize]);
-            title.push(t);
-            merged.push(keys.merged[i as usize]);
-        }
-        DataFrame::new_infer_height(vec![
-            Column::new(id.into(), idx),
-            Column::new("svc".into(), svc),
-            Column::new("repo".into(), repo),
-            Column::new("title".into(), title),
-            Column::new(at.into(), merged),
-        ])
-    };
-    // Sorted by (merge time, index): the backward join keeps the last of equal times, the greatest index.
-    let mut candidates = candidates;
-    candidates.sort_unstable();
-    let right = frame(&mut candidates.iter().map(|c| (c.1, c.2)), "chg", "at")?;
-    let left = frame(&mut named.iter().copied(), "rv", "merged")?.sort(["merged"], SortMultipleOptions::default())?;
-    let by = ["svc", "repo", "title"];
-    let joined = left.join_asof_by(
-        &right,
-        "merged",
-        "at",
-        by,
-        by,
-        AsofStrategy::Backward,
-        None,
-        true,
-        false,
-    )?;
-    let rv = u32_values(&joined, "rv")?;
-    let chg = u32_values(&joined, "chg")?;
-    for (rv, chg) in rv.into_iter().zip(chg) {
-        if let (Some(rv), Some(chg)) = (rv, chg) {
-            out.insert(rv, chg);
-        }
-    }
-    Ok(out)
 }
 
 /// Lists each release's fix-classified changes.
