@@ -48,7 +48,11 @@ pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
         .map(|(c, target)| {
             if target.is_some() {
                 Some("revert")
-            } else if c.labels.iter().any(|l| labels.iter().any(|w| w.eq_ignore_ascii_case(l))) {
+            } else if c
+                .labels
+                .iter()
+                .any(|l| labels.iter().any(|w| w.eq_ignore_ascii_case(l)))
+            {
                 Some("label")
             } else if fix_re
                 .as_ref()
