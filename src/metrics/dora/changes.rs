@@ -53,6 +53,13 @@ pub(super) fn parts(c: &Change, dq: &mut Vec<DataQualityIssue>) -> Parts {
     Parts { coding, pickup, review }
 }
 
+/// What tells a change's record and release.
+struct ShippedBy<'a> {
+    att: &'a Attribution,
+    recs: &'a ProdRecords,
+    rec_release: &'a [u32],
+}
+
 /// Per change (same index as the dataset's): its state, release and lead-time parts. The changes are read on
 /// both cores; their data-quality issues are listed in change order, as one pass would list them.
 pub(super) fn lead_times(
@@ -63,6 +70,7 @@ pub(super) fn lead_times(
     change_svc: &[u32],
     dq: &mut Vec<DataQualityIssue>,
 ) -> Vec<ChangeInfo> {
+    let by = ShippedBy { att, recs, rec_release };
     let flagged: Mutex<Vec<(usize, Vec<DataQualityIssue>)>> = Mutex::default();
     let changes = cx
         .ds
@@ -71,7 +79,7 @@ pub(super) fn lead_times(
         .enumerate()
         .map(|(i, c)| {
             let mut issues = Vec::new();
-            let info = lead_time(cx, att, recs, rec_release, change_svc[i], i, c, &mut issues);
+            let info = lead_time(cx, &by, change_svc[i], i, c, &mut issues);
             if !issues.is_empty() {
                 flagged.lock().unwrap_or_else(|e| e.into_inner()).push((i, issues));
             }
@@ -85,107 +93,103 @@ pub(super) fn lead_times(
 }
 
 /// One change's state, release and lead-time parts; its data-quality issues go to `dq`.
-#[allow(clippy::too_many_arguments)]
 fn lead_time(
     cx: &Ctx,
-    att: &Attribution,
-    recs: &ProdRecords,
-    rec_release: &[u32],
+    by: &ShippedBy,
     service: u32,
     i: usize,
     c: &Change,
     dq: &mut Vec<DataQualityIssue>,
 ) -> ChangeInfo {
+    let (att, recs, rec_release) = (by.att, by.recs, by.rec_release);
     let (ds, cfg) = (cx.ds, cx.cfg);
     let dep_id = |r: usize| ds.deployments[recs.dep[r] as usize].id.as_str();
-    {
-        let bot = c.is_bot == Some(true);
-        let counted = !(cfg.exclude_bots && bot);
-        let (state, rec, rule) = match att.shipped_by[i] {
-            Some((rec, rule)) => (ChangeState::Deployed, Some(rec), Some(rule)),
-            None if att.before_tracking[i] => (ChangeState::BeforeTracking, None, None),
-            None => (ChangeState::Undeployed, None, None),
-        };
-        let mut info = ChangeInfo {
-            service,
-            state,
-            rec,
-            rule,
-            release: rec.map(|r| rec_release[r as usize]),
-            deployed_at: rec.and_then(|r| recs.fin[r as usize]),
-            lead: None,
-            coding: None,
-            pickup: None,
-            review: None,
-            deploy: None,
-            counted,
-        };
-        if state != ChangeState::BeforeTracking {
-            let p = parts(c, dq);
-            info.coding = p.coding;
-            info.pickup = p.pickup;
-            info.review = p.review;
-            let merged = c.merged_at.secs();
-            let mut error = false;
-            if c.opened_at.is_some_and(|o| o.secs() > merged) {
+    let bot = c.is_bot == Some(true);
+    let counted = !(cfg.exclude_bots && bot);
+    let (state, rec, rule) = match att.shipped_by[i] {
+        Some((rec, rule)) => (ChangeState::Deployed, Some(rec), Some(rule)),
+        None if att.before_tracking[i] => (ChangeState::BeforeTracking, None, None),
+        None => (ChangeState::Undeployed, None, None),
+    };
+    let mut info = ChangeInfo {
+        service,
+        state,
+        rec,
+        rule,
+        release: rec.map(|r| rec_release[r as usize]),
+        deployed_at: rec.and_then(|r| recs.fin[r as usize]),
+        lead: None,
+        coding: None,
+        pickup: None,
+        review: None,
+        deploy: None,
+        counted,
+    };
+    if state != ChangeState::BeforeTracking {
+        let p = parts(c, dq);
+        info.coding = p.coding;
+        info.pickup = p.pickup;
+        info.review = p.review;
+        let merged = c.merged_at.secs();
+        let mut error = false;
+        if c.opened_at.is_some_and(|o| o.secs() > merged) {
+            issue(
+                dq,
+                "change",
+                &c.id,
+                "merged_before_opened",
+                Severity::Error,
+                "merged_at is before opened_at; excluded from lead time".into(),
+            );
+            error = true;
+        }
+        if let Some(dep) = info.deployed_at {
+            let deploy = (dep - merged) as f64;
+            if deploy < 0.0 {
                 issue(
                     dq,
                     "change",
                     &c.id,
-                    "merged_before_opened",
+                    "deployed_before_merged",
                     Severity::Error,
-                    "merged_at is before opened_at; excluded from lead time".into(),
+                    format!(
+                        "deployed at {} by {} before it was merged at {}; excluded from lead time",
+                        rfc(dep),
+                        dep_id(rec.unwrap_or_default() as usize),
+                        rfc(merged)
+                    ),
                 );
                 error = true;
             }
-            if let Some(dep) = info.deployed_at {
-                let deploy = (dep - merged) as f64;
-                if deploy < 0.0 {
-                    issue(
-                        dq,
-                        "change",
-                        &c.id,
-                        "deployed_before_merged",
-                        Severity::Error,
-                        format!(
-                            "deployed at {} by {} before it was merged at {}; excluded from lead time",
-                            rfc(dep),
-                            dep_id(rec.unwrap_or_default() as usize),
-                            rfc(merged)
-                        ),
-                    );
-                    error = true;
-                }
-                let start = match cfg.lead_time_start.as_str() {
-                    "merged" => merged,
-                    "opened" => c.opened_at.or(c.first_commit_at).map_or(merged, Ts::secs),
-                    _ => match (c.first_commit_at, c.opened_at) {
-                        (Some(a), Some(b)) => a.min(b).secs(),
-                        (a, b) => a.or(b).map_or(merged, Ts::secs),
-                    },
-                };
-                let lead = (dep - start) as f64;
-                if lead < 0.0 && !error {
-                    issue(
-                        dq,
-                        "change",
-                        &c.id,
-                        "negative_lead_time",
-                        Severity::Error,
-                        "lead time below 0; excluded".into(),
-                    );
-                    error = true;
-                }
-                if !error {
-                    info.lead = Some(lead);
-                    info.deploy = Some(deploy);
-                } else {
-                    info.coding = None;
-                    info.pickup = None;
-                    info.review = None;
-                }
+            let start = match cfg.lead_time_start.as_str() {
+                "merged" => merged,
+                "opened" => c.opened_at.or(c.first_commit_at).map_or(merged, Ts::secs),
+                _ => match (c.first_commit_at, c.opened_at) {
+                    (Some(a), Some(b)) => a.min(b).secs(),
+                    (a, b) => a.or(b).map_or(merged, Ts::secs),
+                },
+            };
+            let lead = (dep - start) as f64;
+            if lead < 0.0 && !error {
+                issue(
+                    dq,
+                    "change",
+                    &c.id,
+                    "negative_lead_time",
+                    Severity::Error,
+                    "lead time below 0; excluded".into(),
+                );
+                error = true;
+            }
+            if !error {
+                info.lead = Some(lead);
+                info.deploy = Some(deploy);
+            } else {
+                info.coding = None;
+                info.pickup = None;
+                info.review = None;
             }
         }
-        info
     }
+    info
 }
