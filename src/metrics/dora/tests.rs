@@ -137,7 +137,7 @@ fn reasons(m: &DoraModel, dep_id: &str) -> Vec<FailureReason> {
 #[test]
 fn first_deployment_ships_nothing_and_history_is_before_tracking() {
     let ds = Dataset {
-        deployments: vec![dep("d1", "s1", "success", 10), dep("d2", "s2", "success", 20)],
+        deployments: two_releases(),
         changes: vec![
             chg("old", "c0", 1),
             chg("at-first", "c1", 10),
@@ -247,11 +247,7 @@ fn squash_merge_attributed_by_commit_set() {
 #[test]
 fn time_window_fallback_when_the_set_is_unknown() {
     let ds = Dataset {
-        deployments: vec![
-            dep("d1", "s1", "success", 10),
-            dep("d2", "s2", "success", 20),
-            dep("d3", "s3", "success", 30),
-        ],
+        deployments: releases(3),
         changes: vec![chg("edge", "e", 20), chg("next", "n", 21)],
         ..Default::default()
     };
@@ -277,8 +273,15 @@ fn earliest_known_set_wins() {
     assert_eq!(shipped(&m, "d3"), vec![("b".to_string(), Rule::CommitGraph)]);
 }
 
+/// Successful releases `d1`…`dn` of shas `s1`…`sn`, finished 10 h apart from hour 10.
+fn releases(n: i64) -> Vec<Deployment> {
+    (1..=n)
+        .map(|k| dep(&format!("d{k}"), &format!("s{k}"), "success", 10 * k))
+        .collect()
+}
+
 fn two_releases() -> Vec<Deployment> {
-    vec![dep("d1", "s1", "success", 10), dep("d2", "s2", "success", 20)]
+    releases(2)
 }
 
 #[test]
@@ -543,11 +546,7 @@ fn deployed_revert_marks_failure_and_its_release_is_remediation() {
     let mut revert = chg("rv", "r1", 25);
     revert.title = Some("Revert \"Change feat\"".into());
     let ds = Dataset {
-        deployments: vec![
-            dep("d1", "s1", "success", 10),
-            dep("d2", "s2", "success", 20),
-            dep("d3", "s3", "success", 30),
-        ],
+        deployments: releases(3),
         changes: vec![chg("feat", "f1", 15), revert],
         ..Default::default()
     };
@@ -577,11 +576,7 @@ fn revert_by_this_reverts_commit_sha_prefix() {
     let mut revert = chg("rv", "r1", 25);
     revert.title = Some("Undo it. This reverts commit f1e2d3c4b5.".into());
     let ds = Dataset {
-        deployments: vec![
-            dep("d1", "s1", "success", 10),
-            dep("d2", "s2", "success", 20),
-            dep("d3", "s3", "success", 30),
-        ],
+        deployments: releases(3),
         changes: vec![chg("feat", "f1e2d3c4b5a6978812345678901234567890abcd", 15), revert],
         ..Default::default()
     };
@@ -659,12 +654,7 @@ fn rework_by_label_and_by_title() {
     let mut not_fix = chg("n", "n1", 35);
     not_fix.title = Some("prefix the logs".into());
     let ds = Dataset {
-        deployments: vec![
-            dep("d1", "s1", "success", 10),
-            dep("d2", "s2", "success", 20),
-            dep("d3", "s3", "success", 30),
-            dep("d4", "s4", "success", 40),
-        ],
+        deployments: releases(4),
         changes: vec![labelled, titled, not_fix],
         ..Default::default()
     };
@@ -1045,12 +1035,7 @@ fn a_revert_by_title_reverts_the_latest_change_of_its_repository_with_that_title
     let mut revert = chg("rv", "r1", 25);
     revert.title = Some("  Revert \"Bump parser\" ".into());
     let ds = Dataset {
-        deployments: vec![
-            dep("d1", "s1", "success", 10),
-            dep("d2", "s2", "success", 20),
-            dep("d3", "s3", "success", 30),
-            dep("d4", "s4", "success", 40),
-        ],
+        deployments: releases(4),
         changes: vec![
             titled("old", 12, "acme/pay"),
             // The latest before the revert; the other repository's and the later one do not count.
@@ -1106,7 +1091,7 @@ fn an_undeployed_change_merged_before_it_opened_keeps_its_parts_and_each_check_i
     kept.first_commit_at = Some(at(29));
     kept.opened_at = Some(at(32));
     let ds = Dataset {
-        deployments: vec![dep("d1", "s1", "success", 10), dep("d2", "s2", "success", 20)],
+        deployments: two_releases(),
         changes: vec![odd, kept],
         ..Default::default()
     };
