@@ -845,7 +845,7 @@ mod tests {
                 repository: Some("acme/checkout".into()),
                 environment: "production".into(),
                 environment_tier: None,
-                sha: format!("{id}-sha"),
+                sha: format!("{id}-sha").into(),
                 status: "success".into(),
                 started_at: None,
                 finished_at: Some(Ts::from_secs(1_780_000_000)),

@@ -9,6 +9,11 @@ use super::time::Ts;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The text fields of the bulk records (deployments, changes, pipeline runs): strings of up to 24 bytes (ids,
+/// services, repositories, environments, statuses, labels) are stored inline, so loading `large` allocates
+/// tens of millions of small strings fewer.
+pub type Text = compact_str::CompactString;
+
 pub const TIERS: [&str; 5] = ["production", "staging", "testing", "development", "other"];
 pub const DEPLOY_STATUSES: [&str; 4] = ["success", "failure", "cancelled", "in_progress"];
 pub const TICKET_CATEGORIES: [&str; 6] = ["support", "feature_request", "access", "environment", "bug", "other"];
@@ -50,18 +55,18 @@ pub struct Service {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
-    pub id: String,
-    pub service: String,
-    pub repository: Option<String>,
-    pub environment: String,
-    pub environment_tier: Option<String>,
-    pub sha: String,
-    pub status: String,
+    pub id: Text,
+    pub service: Text,
+    pub repository: Option<Text>,
+    pub environment: Text,
+    pub environment_tier: Option<Text>,
+    pub sha: Text,
+    pub status: Text,
     pub started_at: Option<Ts>,
     pub finished_at: Option<Ts>,
-    pub pipeline_run: Option<String>,
-    pub source: Option<String>,
-    pub url: Option<String>,
+    pub pipeline_run: Option<Text>,
+    pub source: Option<Text>,
+    pub url: Option<Text>,
     /// `None`: the shipped set is unknown; `Some([])`: known to ship nothing.
     #[serde(with = "json_text")]
     pub commits: Option<Vec<String>>,
@@ -77,20 +82,20 @@ impl Deployment {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
-    pub id: String,
-    pub repository: String,
-    pub service: String,
-    pub author: Option<String>,
+    pub id: Text,
+    pub repository: Text,
+    pub service: Text,
+    pub author: Option<Text>,
     #[serde(with = "opt_bool_u8")]
     pub is_bot: Option<bool>,
     pub first_commit_at: Option<Ts>,
     pub opened_at: Option<Ts>,
     pub first_review_at: Option<Ts>,
     pub merged_at: Ts,
-    pub merge_sha: String,
+    pub merge_sha: Text,
     #[serde(default)]
-    pub labels: Vec<String>,
-    pub title: Option<String>,
+    pub labels: Vec<Text>,
+    pub title: Option<Text>,
 }
 
 impl Change {
@@ -149,14 +154,14 @@ pub struct SurveyResponse {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PipelineRun {
-    pub id: String,
-    pub service: String,
-    pub workflow: String,
-    pub conclusion: String,
+    pub id: Text,
+    pub service: Text,
+    pub workflow: Text,
+    pub conclusion: Text,
     pub started_at: Ts,
     pub finished_at: Ts,
     pub attempt: Option<u32>,
-    pub failure_class: Option<String>,
+    pub failure_class: Option<Text>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -304,12 +309,12 @@ impl Record {
     pub fn key(&self) -> String {
         match self {
             Record::Service(r) => r.id.clone(),
-            Record::Deployment(r) => r.id.clone(),
-            Record::Change(r) => r.id.clone(),
+            Record::Deployment(r) => r.id.to_string(),
+            Record::Change(r) => r.id.to_string(),
             Record::Incident(r) => r.id.clone(),
             Record::Ticket(r) => r.id.clone(),
             Record::Survey(r) => format!("{}/{}", r.wave, r.respondent),
-            Record::PipelineRun(r) => r.id.clone(),
+            Record::PipelineRun(r) => r.id.to_string(),
             Record::SelfService(r) => r.id.clone(),
         }
     }
@@ -518,18 +523,18 @@ fn parse_deployment(f: &mut Fields) -> Option<Deployment> {
     let url = f.opt_str("url");
     let commits = f.opt_str_list("commits");
     Some(Deployment {
-        id: id?,
-        service: service?,
-        repository,
-        environment: environment?,
-        environment_tier,
-        sha: sha?,
-        status: status?,
+        id: id?.into(),
+        service: service?.into(),
+        repository: repository.map(Text::from),
+        environment: environment?.into(),
+        environment_tier: environment_tier.map(Text::from),
+        sha: sha?.into(),
+        status: status?.into(),
         started_at,
         finished_at,
-        pipeline_run,
-        source,
-        url,
+        pipeline_run: pipeline_run.map(Text::from),
+        source: source.map(Text::from),
+        url: url.map(Text::from),
         commits,
     })
 }
@@ -551,18 +556,18 @@ fn parse_change(f: &mut Fields) -> Option<Change> {
     let labels = f.opt_str_list("labels").unwrap_or_default();
     let title = f.opt_str("title");
     Some(Change {
-        id: id?,
-        repository: repository?,
-        service: service?,
-        author,
+        id: id?.into(),
+        repository: repository?.into(),
+        service: service?.into(),
+        author: author.map(Text::from),
         is_bot,
         first_commit_at,
         opened_at,
         first_review_at,
         merged_at: merged_at?,
-        merge_sha: merge_sha?,
-        labels,
-        title,
+        merge_sha: merge_sha?.into(),
+        labels: labels.into_iter().map(Text::from).collect(),
+        title: title.map(Text::from),
     })
 }
 
@@ -710,14 +715,14 @@ fn parse_pipeline_run(f: &mut Fields) -> Option<PipelineRun> {
     let attempt = f.opt_int("attempt", 1, u32::MAX as i64).map(|n| n as u32);
     let failure_class = f.opt_enum("failure_class", &FAILURE_CLASSES);
     Some(PipelineRun {
-        id: id?,
-        service: service?,
-        workflow: workflow?,
-        conclusion: conclusion?,
+        id: id?.into(),
+        service: service?.into(),
+        workflow: workflow?.into(),
+        conclusion: conclusion?.into(),
         started_at: started_at?,
         finished_at: finished_at?,
         attempt,
-        failure_class,
+        failure_class: failure_class.map(Text::from),
     })
 }
 

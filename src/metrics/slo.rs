@@ -277,7 +277,7 @@ mod tests {
             started_at: ago(finished_ago + 60),
             finished_at: ago(finished_ago),
             attempt: None,
-            failure_class: class.map(str::to_string),
+            failure_class: class.map(Into::into),
         }
     }
 
@@ -352,7 +352,7 @@ mod tests {
             capabilities: vec![],
         };
         let dep = |service: &str, at: Ts| Deployment {
-            id: format!("d-{service}"),
+            id: format!("d-{service}").into(),
             service: service.into(),
             repository: None,
             environment: "production".into(),

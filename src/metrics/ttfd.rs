@@ -214,11 +214,11 @@ mod tests {
 
     fn deploy(service: &str, env: &str, tier: Option<&str>, status: &str, at: &str) -> Deployment {
         Deployment {
-            id: format!("{service}-{at}-{env}"),
+            id: format!("{service}-{at}-{env}").into(),
             service: service.into(),
             repository: None,
             environment: env.into(),
-            environment_tier: tier.map(str::to_string),
+            environment_tier: tier.map(Into::into),
             sha: "abc".into(),
             status: status.into(),
             started_at: None,

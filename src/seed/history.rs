@@ -463,16 +463,16 @@ impl Hist<'_> {
             (true, false) => Some("staging".to_string()),
         };
         self.emit(Record::Deployment(Deployment {
-            id: id.clone(),
-            service: self.p.id.clone(),
-            repository: Some(repo.to_string()),
-            environment: env.to_string(),
-            environment_tier: tier,
-            sha: sha.to_string(),
-            status: status.to_string(),
+            id: id.as_str().into(),
+            service: self.p.id.as_str().into(),
+            repository: Some(repo.into()),
+            environment: env.into(),
+            environment_tier: tier.map(Into::into),
+            sha: sha.into(),
+            status: status.into(),
             started_at: Some(Ts::from_secs(started)),
             finished_at: Some(Ts::from_secs(finished)),
-            pipeline_run: Some(run.to_string()),
+            pipeline_run: Some(run.into()),
             source: Some("github".into()),
             url: None,
             commits,
@@ -508,14 +508,14 @@ impl Hist<'_> {
         failure_class: Option<String>,
     ) {
         self.emit(Record::PipelineRun(PipelineRun {
-            id: id.to_string(),
-            service: self.p.id.clone(),
-            workflow: workflow.to_string(),
-            conclusion: conclusion.to_string(),
+            id: id.into(),
+            service: self.p.id.as_str().into(),
+            workflow: workflow.into(),
+            conclusion: conclusion.into(),
             started_at: Ts::from_secs(started),
             finished_at: Ts::from_secs(finished),
             attempt: Some(attempt),
-            failure_class,
+            failure_class: failure_class.map(Into::into),
         }));
     }
 
@@ -638,18 +638,18 @@ impl Hist<'_> {
         let repo = &mut self.repos[r];
         repo.pr += 1;
         let change = Change {
-            id: format!("github:{}#{}", repo.name, repo.pr),
-            repository: repo.name.clone(),
-            service: p.id.clone(),
-            author: Some(author),
+            id: format!("github:{}#{}", repo.name, repo.pr).into(),
+            repository: repo.name.as_str().into(),
+            service: p.id.as_str().into(),
+            author: Some(author.into()),
             is_bot,
             first_commit_at: Some(Ts::from_secs(first_commit)),
             opened_at: Some(Ts::from_secs(opened)),
             first_review_at: first_review.map(Ts::from_secs),
             merged_at: Ts::from_secs(merged),
-            merge_sha: sha.clone(),
-            labels,
-            title: Some(title.clone()),
+            merge_sha: sha.as_str().into(),
+            labels: labels.into_iter().map(Into::into).collect(),
+            title: Some(title.as_str().into()),
         };
         repo.head = sha.clone();
         repo.pending.push((sha, title));

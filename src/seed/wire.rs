@@ -200,14 +200,14 @@ impl Obj<'_> {
             None => self.null(k),
         }
     }
-    fn list(&mut self, k: &str, items: &[String]) {
+    fn list<S: AsRef<str>>(&mut self, k: &str, items: &[S]) {
         self.key(k);
         self.out.push(b'[');
         for (i, s) in items.iter().enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
-            escape(s, self.out);
+            escape(s.as_ref(), self.out);
         }
         self.out.push(b']');
     }

@@ -1007,8 +1007,8 @@ mod tests {
                 let Record::Deployment(mut d) = deployment() else {
                     unreachable!()
                 };
-                d.id = format!("d-{i:07}");
-                d.url = Some(format!("https://ci.example.com/{}/{i}", "x".repeat(i % 64)));
+                d.id = format!("d-{i:07}").into();
+                d.url = Some(format!("https://ci.example.com/{}/{i}", "x".repeat(i % 64)).into());
                 d.finished_at = Some(Ts::from_secs(1_782_907_200 + i as i64));
                 Record::Deployment(d)
             })
@@ -1064,20 +1064,20 @@ mod tests {
             .enumerate()
         {
             let mut d = base.clone();
-            d.id = format!("d-{i}");
-            d.service = format!("sérvice-{}", "ü".repeat(100 * i));
-            d.repository = (i != 1).then(|| "acme/api".to_string());
+            d.id = format!("d-{i}").into();
+            d.service = format!("sérvice-{}", "ü".repeat(100 * i)).into();
+            d.repository = (i != 1).then(|| "acme/api".into());
             d.environment_tier = None;
             d.started_at = (i == 2).then(|| Ts::from_secs(1_782_900_000));
             d.finished_at = (i != 0).then(|| Ts::from_secs(1_782_907_200 + i as i64));
-            d.pipeline_run = (i == 2).then(|| "run-2".to_string());
+            d.pipeline_run = (i == 2).then(|| "run-2".into());
             d.url = Some("https://ci.example.com/x".into());
             d.commits = commits;
             records.push(Record::Deployment(d));
         }
         for i in 0..3 {
             records.push(Record::Change(Change {
-                id: format!("c-{i}"),
+                id: format!("c-{i}").into(),
                 repository: "acme/api".into(),
                 service: "api".into(),
                 author: Some("ann".into()),
@@ -1086,21 +1086,21 @@ mod tests {
                 opened_at: (i == 2).then(|| Ts::from_secs(1_782_800_100)),
                 first_review_at: None,
                 merged_at: Ts::from_secs(1_782_800_200 + i as i64),
-                merge_sha: format!("m{i}"),
-                labels: (0..i).map(|k| format!("label \"{k}\"\n")).collect(),
-                title: (i != 0).then(|| "Revert \"fix\" \u{1F600}".to_string()),
+                merge_sha: format!("m{i}").into(),
+                labels: (0..i).map(|k| format!("label \"{k}\"\n").into()).collect(),
+                title: (i != 0).then(|| "Revert \"fix\" \u{1F600}".into()),
             }));
         }
         for i in 0..3 {
             records.push(Record::PipelineRun(PipelineRun {
-                id: format!("r-{i}"),
+                id: format!("r-{i}").into(),
                 service: "api".into(),
                 workflow: "deploy".into(),
                 conclusion: "failure".into(),
                 started_at: Ts::from_secs(1_782_000_000 + 100 * i),
                 finished_at: Ts::from_secs(1_782_000_050 + 100 * i),
                 attempt: (i == 1).then_some(u32::MAX),
-                failure_class: (i == 2).then(|| "platform".to_string()),
+                failure_class: (i == 2).then(|| "platform".into()),
             }));
         }
         let batch = Versioned::stamp(records.clone());

@@ -1699,11 +1699,8 @@ mod tests {
     fn bench_deployment(i: usize) -> Record {
         let mut r = deployment(&format!("github:deploy:{i}"), &format!("{:040x}", i * 7919));
         if let Record::Deployment(d) = &mut r {
-            d.service = format!("service-{}", i % 3_000);
-            d.url = Some(format!(
-                "https://github.example/acme/service-{}/deployments/{i}",
-                i % 3_000
-            ));
+            d.service = format!("service-{}", i % 3_000).into();
+            d.url = Some(format!("https://github.example/acme/service-{}/deployments/{i}", i % 3_000).into());
         }
         r
     }

@@ -12,7 +12,7 @@
 //! elements; `DateTime` a little-endian `UInt32` of seconds; integers little-endian.
 
 use super::StoreError;
-use crate::domain::{Change, Deployment, PipelineRun, Ts};
+use crate::domain::{Change, Deployment, PipelineRun, Text, Ts};
 
 /// Why a row could not be read from the bytes at hand.
 #[derive(Debug)]
@@ -67,8 +67,9 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(n)?).map_err(|e| Short::Bad(format!("`{column}` is not UTF-8: {e}")))
     }
 
-    fn string(&mut self, column: &str) -> Result<String, Short> {
-        self.str(column).map(str::to_owned)
+    /// Short strings come back inline, without an allocation.
+    fn text(&mut self, column: &str) -> Result<Text, Short> {
+        self.str(column).map(Text::from)
     }
 
     /// A `Nullable` column: its null flag (1 = NULL), then `read` of the value when one follows.
@@ -84,12 +85,12 @@ impl<'a> Reader<'a> {
         Ok(Ts::from_secs(i64::from(self.u32()?)))
     }
 
-    fn strings(&mut self, column: &str) -> Result<Vec<String>, Short> {
+    fn texts(&mut self, column: &str) -> Result<Vec<Text>, Short> {
         let n = self.leb128()?;
         // Bounded by the bytes left (each element takes at least one), so a garbled count cannot allocate more.
         let mut out = Vec::with_capacity(n.min(self.buf.len() - self.at));
         for _ in 0..n {
-            out.push(self.string(column)?);
+            out.push(self.text(column)?);
         }
         Ok(out)
     }
@@ -120,16 +121,16 @@ pub const PIPELINE_RUNS: Layout<PipelineRun> = Layout {
 
 fn deployment(r: &mut Reader) -> Result<Deployment, Short> {
     Ok(Deployment {
-        id: r.string("id")?,
-        service: r.string("service")?,
-        repository: r.opt("repository", |r| r.string("repository"))?,
-        environment: r.string("environment")?,
-        environment_tier: r.opt("environment_tier", |r| r.string("environment_tier"))?,
-        sha: r.string("sha")?,
-        status: r.string("status")?,
+        id: r.text("id")?,
+        service: r.text("service")?,
+        repository: r.opt("repository", |r| r.text("repository"))?,
+        environment: r.text("environment")?,
+        environment_tier: r.opt("environment_tier", |r| r.text("environment_tier"))?,
+        sha: r.text("sha")?,
+        status: r.text("status")?,
         started_at: r.opt("started_at", Reader::ts)?,
         finished_at: r.opt("finished_at", Reader::ts)?,
-        pipeline_run: r.opt("pipeline_run", |r| r.string("pipeline_run"))?,
+        pipeline_run: r.opt("pipeline_run", |r| r.text("pipeline_run"))?,
         source: None,
         url: None,
         commits: commits(r.str("commits")?)?,
@@ -146,31 +147,31 @@ fn commits(text: &str) -> Result<Option<Vec<String>>, Short> {
 
 fn change(r: &mut Reader) -> Result<Change, Short> {
     Ok(Change {
-        id: r.string("id")?,
-        repository: r.string("repository")?,
-        service: r.string("service")?,
+        id: r.text("id")?,
+        repository: r.text("repository")?,
+        service: r.text("service")?,
         author: None,
         is_bot: r.opt("is_bot", |r| r.u8().map(|b| b != 0))?,
         first_commit_at: r.opt("first_commit_at", Reader::ts)?,
         opened_at: r.opt("opened_at", Reader::ts)?,
         first_review_at: r.opt("first_review_at", Reader::ts)?,
         merged_at: r.ts()?,
-        merge_sha: r.string("merge_sha")?,
-        labels: r.strings("labels")?,
-        title: r.opt("title", |r| r.string("title"))?,
+        merge_sha: r.text("merge_sha")?,
+        labels: r.texts("labels")?,
+        title: r.opt("title", |r| r.text("title"))?,
     })
 }
 
 fn pipeline_run(r: &mut Reader) -> Result<PipelineRun, Short> {
     Ok(PipelineRun {
-        id: r.string("id")?,
-        service: r.string("service")?,
-        workflow: r.string("workflow")?,
-        conclusion: r.string("conclusion")?,
+        id: r.text("id")?,
+        service: r.text("service")?,
+        workflow: r.text("workflow")?,
+        conclusion: r.text("conclusion")?,
         started_at: r.ts()?,
         finished_at: r.ts()?,
         attempt: r.opt("attempt", Reader::u32)?,
-        failure_class: r.opt("failure_class", |r| r.string("failure_class"))?,
+        failure_class: r.opt("failure_class", |r| r.text("failure_class"))?,
     })
 }
 

@@ -1656,7 +1656,7 @@ fn deployments_of(records: &[Record]) -> BTreeMap<String, pavemeter::domain::Dep
     records
         .iter()
         .filter_map(|r| match r {
-            Record::Deployment(d) => Some((d.id.clone(), d.clone())),
+            Record::Deployment(d) => Some((d.id.to_string(), d.clone())),
             _ => None,
         })
         .collect()

@@ -230,18 +230,18 @@ pub fn change(repo: &str, service: &str, pr: &Value, commits: &[Value], reviews:
         .filter_map(|r| r.get("submitted_at").and_then(ts))
         .min();
     Some(Change {
-        id: repo_id(repo, format_args!("pull/{number}")),
-        repository: repo.to_string(),
-        service: service.to_string(),
-        author,
+        id: repo_id(repo, format_args!("pull/{number}")).into(),
+        repository: repo.into(),
+        service: service.into(),
+        author: author.map(Into::into),
         is_bot: login(&user).map(|_| bot),
         first_commit_at,
         opened_at: pr.get("created_at").and_then(ts),
         first_review_at,
         merged_at,
-        merge_sha,
-        labels: label_names(pr),
-        title: pr.get("title").and_then(Value::as_str).map(str::to_string),
+        merge_sha: merge_sha.into(),
+        labels: label_names(pr).into_iter().map(Into::into).collect(),
+        title: pr.get("title").and_then(Value::as_str).map(Into::into),
     })
 }
 
@@ -281,18 +281,18 @@ pub fn deployment(repo: &str, service: &str, dep: &Value, statuses: &[Value], m:
         .filter(|s| !s.is_empty())
         .map(str::to_string);
     Some(Deployment {
-        id: repo_id(repo, format_args!("deployments/{id}")),
-        service: service.to_string(),
-        repository: Some(repo.to_string()),
-        environment,
-        environment_tier: Some(tier),
-        sha: dep.get("sha").and_then(Value::as_str)?.to_string(),
-        status: status.to_string(),
+        id: repo_id(repo, format_args!("deployments/{id}")).into(),
+        service: service.into(),
+        repository: Some(repo.into()),
+        environment: environment.into(),
+        environment_tier: Some(tier.into()),
+        sha: dep.get("sha").and_then(Value::as_str)?.into(),
+        status: status.into(),
         started_at: dep.get("created_at").and_then(ts),
         finished_at,
         pipeline_run: None,
         source: Some("github".into()),
-        url,
+        url: url.map(Into::into),
         commits: None,
     })
 }
@@ -390,19 +390,19 @@ pub fn pipeline_run(repo: &str, service: &str, run: &Value, failure_class: Optio
         .or_else(|| run.get("created_at").and_then(ts))?;
     let finished_at = run.get("updated_at").and_then(ts)?.max(started_at);
     Some(PipelineRun {
-        id: repo_id(repo, format_args!("actions/runs/{id}")),
-        service: service.to_string(),
+        id: repo_id(repo, format_args!("actions/runs/{id}")).into(),
+        service: service.into(),
         workflow: run
             .get("name")
             .and_then(Value::as_str)
             .or(run.get("path").and_then(Value::as_str))
             .unwrap_or("unknown")
-            .to_string(),
-        conclusion: conclusion.to_string(),
+            .into(),
+        conclusion: conclusion.into(),
         started_at,
         finished_at,
         attempt: run.get("run_attempt").and_then(Value::as_u64).map(|n| n as u32),
-        failure_class,
+        failure_class: failure_class.map(Into::into),
     })
 }
 
@@ -432,18 +432,18 @@ pub fn run_deployments(
         return Vec::new();
     };
     let deployment = |id: String, status: &str, started_at, finished_at, url: Option<&str>| Deployment {
-        id,
-        service: service.to_string(),
-        repository: Some(repo.to_string()),
-        environment: rule.environment.clone(),
-        environment_tier: Some(m.tiers.tier(&rule.environment)),
-        sha: sha.to_string(),
-        status: status.to_string(),
+        id: id.into(),
+        service: service.into(),
+        repository: Some(repo.into()),
+        environment: rule.environment.as_str().into(),
+        environment_tier: Some(m.tiers.tier(&rule.environment).into()),
+        sha: sha.into(),
+        status: status.into(),
         started_at,
         finished_at: Some(finished_at),
         pipeline_run: Some(pr.id.clone()),
         source: Some("github".into()),
-        url: url.map(str::to_string),
+        url: url.map(Into::into),
         commits: None,
     };
     let Some(pattern) = &rule.job else {

@@ -467,9 +467,9 @@ impl GithubCollector {
                 };
             }
             last = Some(LastProd {
-                sha: records[i].sha.clone(),
+                sha: records[i].sha.to_string(),
                 finished_at: fin,
-                id: records[i].id.clone(),
+                id: records[i].id.to_string(),
             });
         }
         if !stale.is_empty() {
@@ -481,14 +481,14 @@ impl GithubCollector {
                 .into_iter()
                 .filter_map(|r| {
                     if let Record::Deployment(d) = r {
-                        Some((d.id, d.commits))
+                        Some((d.id.into(), d.commits))
                     } else {
                         None
                     }
                 })
                 .collect();
             for i in stale {
-                if let Some(c) = stored.get(&records[i].id) {
+                if let Some(c) = stored.get(records[i].id.as_str()) {
                     records[i].commits = c.clone();
                 }
             }

@@ -1,7 +1,7 @@
 //! Changes as the model sees them (METRICS.md Change lead time): deployed, before tracking or undeployed, with
 //! the lead time and its parts; impossible spans go to data quality, never to 0.
 
-use super::model::{issue, rfc, ChangeInfo, ChangeState, Ctx};
+use super::model::{issue, rfc, ChangeInfo, ChangeState, Ctx, Span};
 use super::types::{DataQualityIssue, Severity};
 use crate::domain::{Change, Ts};
 use crate::metrics::attribution::Attribution;
@@ -118,18 +118,18 @@ fn lead_time(
         rule,
         release: rec.map(|r| rec_release[r as usize]),
         deployed_at: rec.and_then(|r| recs.fin[r as usize]),
-        lead: None,
-        coding: None,
-        pickup: None,
-        review: None,
-        deploy: None,
+        lead: Span::NONE,
+        coding: Span::NONE,
+        pickup: Span::NONE,
+        review: Span::NONE,
+        deploy: Span::NONE,
         counted,
     };
     if state != ChangeState::BeforeTracking {
         let p = parts(c, dq);
-        info.coding = p.coding;
-        info.pickup = p.pickup;
-        info.review = p.review;
+        info.coding = Span::of(p.coding);
+        info.pickup = Span::of(p.pickup);
+        info.review = Span::of(p.review);
         let merged = c.merged_at.secs();
         let mut error = false;
         if c.opened_at.is_some_and(|o| o.secs() > merged) {
@@ -182,12 +182,12 @@ fn lead_time(
                 error = true;
             }
             if !error {
-                info.lead = Some(lead);
-                info.deploy = Some(deploy);
+                info.lead = Span::of(Some(lead));
+                info.deploy = Span::of(Some(deploy));
             } else {
-                info.coding = None;
-                info.pickup = None;
-                info.review = None;
+                info.coding = Span::NONE;
+                info.pickup = Span::NONE;
+                info.review = Span::NONE;
             }
         }
     }

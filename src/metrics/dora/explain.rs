@@ -44,8 +44,8 @@ impl DoraModel {
         }
         for &(c, rv) in &rel.reverted {
             failure_reasons.push(FailureReason::Reverted {
-                change: self.ds.changes[c as usize].id.clone(),
-                revert: self.ds.changes[rv as usize].id.clone(),
+                change: self.ds.changes[c as usize].id.to_string(),
+                revert: self.ds.changes[rv as usize].id.to_string(),
                 deployed_at: self.changes[rv as usize].deployed_at.map(rfc).unwrap_or_default(),
             });
         }
@@ -74,7 +74,7 @@ impl DoraModel {
             of_release: self.release_id(r).to_string(),
         }));
         rework_reasons.extend(rel.fix_changes.iter().map(|&(c, why)| ReworkReason::FixChange {
-            change: self.ds.changes[c as usize].id.clone(),
+            change: self.ds.changes[c as usize].id.to_string(),
             why: why.into(),
         }));
         ReleaseExplanation {
@@ -103,10 +103,10 @@ impl DoraModel {
         let mut e = DeploymentExplanation {
             id: id.to_string(),
             service: self.scopes.service_name(d.service).to_string(),
-            environment: rec.environment.clone(),
+            environment: rec.environment.to_string(),
             tier: d.tier.to_string(),
-            status: rec.status.clone(),
-            sha: rec.sha.clone(),
+            status: rec.status.to_string(),
+            sha: rec.sha.to_string(),
             finished_at: d.fin.map(rfc),
             note: None,
             previous: None,
@@ -133,8 +133,8 @@ impl DoraModel {
             .map(|&c| {
                 let change = &self.ds.changes[c as usize];
                 ShippedChange {
-                    id: change.id.clone(),
-                    title: change.title.clone(),
+                    id: change.id.to_string(),
+                    title: change.title.as_ref().map(ToString::to_string),
                     merged_at: rfc(change.merged_at.secs()),
                     rule: self.changes[c as usize].rule.unwrap_or(Rule::TimeWindow),
                 }
@@ -168,11 +168,11 @@ impl DoraModel {
             let change = &self.ds.changes[f.item as usize];
             let merged = change.merged_at.secs();
             out.push(ChangeRow {
-                id: change.id.clone(),
+                id: change.id.to_string(),
                 service: self.scopes.service_name(c.service).to_string(),
-                repository: change.repository.clone(),
+                repository: change.repository.to_string(),
                 team: self.scopes.team_name(f.scope.0).to_string(),
-                title: change.title.clone(),
+                title: change.title.as_ref().map(ToString::to_string),
                 state: if deployed { "deployed" } else { "undeployed" }.into(),
                 merged_at: rfc(merged),
                 deployed_at: if deployed { c.deployed_at.map(rfc) } else { None },
@@ -187,11 +187,11 @@ impl DoraModel {
                     None
                 },
                 rule: if deployed { c.rule } else { None },
-                lead_time: if deployed { c.lead } else { None },
-                coding: c.coding,
-                pickup: c.pickup,
-                review: c.review,
-                deploy: if deployed { c.deploy } else { None },
+                lead_time: if deployed { c.lead.get() } else { None },
+                coding: c.coding.get(),
+                pickup: c.pickup.get(),
+                review: c.review.get(),
+                deploy: if deployed { c.deploy.get() } else { None },
                 age: (!deployed).then(|| (hi - merged) as f64),
             });
         };

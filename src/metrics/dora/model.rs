@@ -26,13 +26,13 @@ pub(super) struct Release {
     pub(super) fin: i64,
     pub(super) status: ReleaseStatus,
     pub(super) scope: ScopeAt,
-    pub(super) incidents: Vec<(u32, LinkKind)>,
+    pub(super) incidents: Few<(u32, LinkKind)>,
     pub(super) rolled_back_by: Option<u32>,
-    pub(super) reverted: Vec<(u32, u32)>,
-    pub(super) rollback_of: Vec<u32>,
-    pub(super) remediation_of: Vec<u32>,
+    pub(super) reverted: Few<(u32, u32)>,
+    pub(super) rollback_of: Few<u32>,
+    pub(super) remediation_of: Few<u32>,
     pub(super) remediation: Option<u32>,
-    pub(super) fix_changes: Vec<(u32, &'static str)>,
+    pub(super) fix_changes: Few<(u32, &'static str)>,
     pub(super) recovered: Option<(i64, RecoveryHow)>,
     pub(super) recovery_error: bool,
 }
@@ -63,14 +63,67 @@ pub(super) struct ChangeInfo {
     pub(super) rule: Option<Rule>,
     pub(super) release: Option<u32>,
     pub(super) deployed_at: Option<i64>,
-    /// `None` when excluded by a data-quality error.
-    pub(super) lead: Option<f64>,
-    pub(super) coding: Option<f64>,
-    pub(super) pickup: Option<f64>,
-    pub(super) review: Option<f64>,
-    pub(super) deploy: Option<f64>,
+    /// `NONE` when excluded by a data-quality error.
+    pub(super) lead: Span,
+    pub(super) coding: Span,
+    pub(super) pickup: Span,
+    pub(super) review: Span,
+    pub(super) deploy: Span,
     /// Counted by lead time and undeployed (not a bot, when bots are excluded).
     pub(super) counted: bool,
+}
+
+/// A list that is almost always empty, in 8 bytes instead of a `Vec`'s 24: every release keeps five (incidents,
+/// reverts, rollbacks, remediations, fix changes), and `large` has 3.4 M releases.
+#[derive(Clone, Debug)]
+pub(super) struct Few<T>(Option<Box<Vec<T>>>);
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        Few(None)
+    }
+}
+
+impl<T> Few<T> {
+    pub(super) fn push(&mut self, item: T) {
+        self.0.get_or_insert_with(Box::default).push(item);
+    }
+}
+
+impl<T> std::ops::Deref for Few<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Few<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// A span of whole seconds, or none, in 4 bytes instead of an `Option<f64>`'s 16: every span the model keeps
+/// is the difference of two timestamps in seconds, and each of the 10.5 M changes of `large` keeps five (0.6 GiB
+/// of the model). Spans beyond ±68 years are clamped to that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Span(i32);
+
+impl Span {
+    pub(super) const NONE: Span = Span(i32::MIN);
+
+    pub(super) fn of(secs: Option<f64>) -> Span {
+        secs.map_or(
+            Span::NONE,
+            |s| Span(s.clamp(-(i32::MAX as f64), i32::MAX as f64) as i32),
+        )
+    }
+
+    pub(super) fn get(self) -> Option<f64> {
+        (self != Span::NONE).then_some(f64::from(self.0))
+    }
 }
 
 /// Items grouped by one group per item, in item order within each group (a counting sort). It replaces a `Vec`
@@ -180,4 +233,33 @@ impl Ctx<'_> {
 
 pub(super) fn rfc(t: i64) -> String {
     Ts::from_secs(t).rfc3339()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_keep_whole_seconds_and_none_and_clamp_beyond_68_years() {
+        assert_eq!(Span::of(None).get(), None);
+        assert_eq!(Span::NONE.get(), None);
+        for secs in [0.0, 1.0, -1.0, 86_400.0, 2_000_000_000.0, -2_000_000_000.0] {
+            assert_eq!(Span::of(Some(secs)).get(), Some(secs));
+        }
+        // A span can never become the none marker, however negative.
+        assert_eq!(Span::of(Some(-1e12)).get(), Some(-(i32::MAX as f64)));
+        assert_eq!(Span::of(Some(1e12)).get(), Some(i32::MAX as f64));
+    }
+
+    #[test]
+    fn few_is_a_list_that_allocates_only_when_pushed_to() {
+        let mut f: Few<u32> = Few::default();
+        assert!(f.is_empty() && f.0.is_none());
+        f.push(3);
+        f.push(1);
+        assert_eq!(&*f, &[3, 1]);
+        assert!(f.contains(&1));
+        assert_eq!((&f).into_iter().copied().max(), Some(3));
+        assert_eq!(std::mem::size_of::<Few<(u32, u32)>>(), 8);
+    }
 }

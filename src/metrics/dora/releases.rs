@@ -1,7 +1,7 @@
 //! Releases (METRICS.md DORA): one `pipeline_run` of one service, or one production record without a run. A
 //! release succeeds when every repository's latest record succeeded, and is a failed attempt when one failed.
 
-use super::model::{release_order, Members, Release, ReleaseStatus};
+use super::model::{release_order, Few, Members, Release, ReleaseStatus};
 use super::records::positions;
 use crate::domain::Deployment;
 use crate::metrics::frames::{FastMap, ProdRecords};
@@ -28,13 +28,13 @@ pub(super) fn group(deps: &[Deployment], recs: &ProdRecords, scopes: &Scopes) ->
                 fin: i64::MIN,
                 status: ReleaseStatus::Pending,
                 scope: (None, false),
-                incidents: Vec::new(),
+                incidents: Few::default(),
                 rolled_back_by: None,
-                reverted: Vec::new(),
-                rollback_of: Vec::new(),
-                remediation_of: Vec::new(),
+                reverted: Few::default(),
+                rollback_of: Few::default(),
+                remediation_of: Few::default(),
                 remediation: None,
-                fix_changes: Vec::new(),
+                fix_changes: Few::default(),
                 recovered: None,
                 recovery_error: false,
             });

@@ -178,13 +178,13 @@ impl DoraModel {
             }
             let Some(p) = period_of(f.t) else { continue };
             let c = &self.changes[f.item as usize];
-            let Some(lead) = c.lead else { continue };
+            let Some(lead) = c.lead.get() else { continue };
             let a = acc.entry((p, key_of(f.service, f.scope))).or_default();
             a.lead.push(lead);
-            a.coding.extend(c.coding);
-            a.pickup.extend(c.pickup);
-            a.review.extend(c.review);
-            a.deploy.extend(c.deploy);
+            a.coding.extend(c.coding.get());
+            a.pickup.extend(c.pickup.get());
+            a.review.extend(c.review.get());
+            a.deploy.extend(c.deploy.get());
         }
         for f in &self.facts.merged[range(&self.facts.merged)] {
             if !passes(f.service, f.scope) {

@@ -16,16 +16,16 @@ fn builds_a_large_organisation_in_linear_time() {
             let fin = base + (k as i64) * 3_600 * 6 + s as i64;
             let id = format!("d{s}-{k}");
             ds.deployments.push(Deployment {
-                id: id.clone(),
-                service: format!("svc{s}"),
-                repository: Some(format!("acme/svc{s}")),
+                id: id.as_str().into(),
+                service: format!("svc{s}").into(),
+                repository: Some(format!("acme/svc{s}").into()),
                 environment: if k % 10 == 0 {
                     "staging".into()
                 } else {
                     "production".into()
                 },
                 environment_tier: None,
-                sha: format!("{:040x}", s * per_service + k),
+                sha: format!("{:040x}", s * per_service + k).into(),
                 status: if k % 17 == 0 {
                     "failure".into()
                 } else {
@@ -44,16 +44,16 @@ fn builds_a_large_organisation_in_linear_time() {
             });
             for c in 0..changes_per {
                 ds.changes.push(Change {
-                    id: format!("c{s}-{k}-{c}"),
-                    repository: format!("acme/svc{s}"),
-                    service: format!("svc{s}"),
+                    id: format!("c{s}-{k}-{c}").into(),
+                    repository: format!("acme/svc{s}").into(),
+                    service: format!("svc{s}").into(),
                     author: None,
                     is_bot: None,
                     first_commit_at: Some(Ts::from_secs(fin - 7_200)),
                     opened_at: Some(Ts::from_secs(fin - 3_600)),
                     first_review_at: None,
                     merged_at: Ts::from_secs(fin - 600 - c as i64),
-                    merge_sha: format!("m{s}-{k}-{c}"),
+                    merge_sha: format!("m{s}-{k}-{c}").into(),
                     labels: vec![],
                     title: Some(if k % 50 == 1 { "fix: it".into() } else { "feat".into() }),
                 });
