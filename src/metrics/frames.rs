@@ -118,6 +118,23 @@ fn idx_col(name: &str, v: Vec<u32>) -> Column {
     Column::new(name.into(), v)
 }
 
+/// `f` of each key, called once per run of equal neighbours: the stores return records ordered by id, and a
+/// deployment's or change's id starts with its service or repository, so neighbours almost always share them
+/// (on `large`, 10.5 M changes come in ~4 000 runs). A comparison of the key with the previous one replaces a
+/// hash look-up per record.
+pub fn per_run<'a, T: Copy>(keys: impl Iterator<Item = &'a str>, mut f: impl FnMut(&'a str) -> T) -> Vec<T> {
+    let mut last: Option<(&str, T)> = None;
+    keys.map(|k| match last {
+        Some((prev, v)) if prev == k => v,
+        _ => {
+            let v = f(k);
+            last = Some((k, v));
+            v
+        }
+    })
+    .collect()
+}
+
 /// Hash maps of the model's per-record passes: foldhash instead of the standard SipHash, which was 3 % of a
 /// `large` recompute in `perf`. Seeded per map, so keys taken from ingested data cannot be picked to collide.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -234,6 +251,18 @@ mod tests {
         assert_ne!(r.intern("acme/search"), a);
         assert!(matches!(lowercase("abc"), std::borrow::Cow::Borrowed(_)));
         assert_eq!(lowercase("AbC"), "abc");
+    }
+
+    #[test]
+    fn per_run_calls_once_per_run_of_equal_keys_and_answers_every_key() {
+        let mut calls = Vec::new();
+        let keys = ["a", "a", "b", "a", "a", "a", "c"];
+        let got = per_run(keys.iter().copied(), |k| {
+            calls.push(k);
+            k.as_bytes()[0]
+        });
+        assert_eq!(got, keys.iter().map(|k| k.as_bytes()[0]).collect::<Vec<_>>());
+        assert_eq!(calls, ["a", "b", "a", "c"]);
     }
 
     #[test]

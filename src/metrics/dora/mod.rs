@@ -53,7 +53,7 @@ pub use types::{
 };
 
 use super::attribution::{attribute, Attribution};
-use super::frames::{lowercase, ChangeKeys, ProdRecords};
+use super::frames::{lowercase, per_run, ChangeKeys, ProdRecords};
 use super::scope::{Scopes, UNKNOWN_TEAM};
 use super::Dataset;
 use crate::config::MetricsConfig;
@@ -114,7 +114,7 @@ impl DoraModel {
         let (mut releases, rec_release, release_records) = releases::group(&ds.deployments, &prod.recs, &scopes);
         phases.lap("releases");
 
-        let change_svc: Vec<u32> = ds.changes.iter().map(|c| scopes.service(&c.service)).collect();
+        let change_svc = per_run(ds.changes.iter().map(|c| c.service.as_str()), |s| scopes.service(s));
         // Interned now so that every per-service table below covers the incidents' services too.
         let incident_svcs: Vec<Vec<u32>> = ds
             .incidents

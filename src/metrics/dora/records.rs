@@ -5,7 +5,7 @@ use super::model::{issue, Ctx, DepInfo};
 use super::shas::id_hash;
 use super::types::{DataQualityIssue, Severity};
 use crate::domain::Ts;
-use crate::metrics::frames::{lowercase, FastMap, ProdRecords, Repos, TierRules, NO_REPO};
+use crate::metrics::frames::{lowercase, per_run, FastMap, ProdRecords, Repos, TierRules, NO_REPO};
 use crate::metrics::scope::Scopes;
 use rayon::slice::ParallelSliceMut;
 use std::borrow::Cow;
@@ -38,7 +38,7 @@ pub(super) fn production<'d>(cx: &Ctx<'d>, scopes: &mut Scopes, dq: &mut Vec<Dat
     let ds = cx.ds;
     let tiers = TierRules::new(&cx.cfg.tier_rules);
     let mut repos = Repos::default();
-    let change_repo: Vec<u32> = ds.changes.iter().map(|c| repos.intern(&c.repository)).collect();
+    let change_repo = per_run(ds.changes.iter().map(|c| c.repository.as_str()), |r| repos.intern(r));
     let mut service_repos: FastMap<&str, BTreeSet<u32>> = FastMap::default();
     for s in &ds.services {
         let set = service_repos.entry(s.id.as_str()).or_default();
@@ -47,8 +47,13 @@ pub(super) fn production<'d>(cx: &Ctx<'d>, scopes: &mut Scopes, dq: &mut Vec<Dat
         }
     }
     let mut change_repos: FastMap<&str, BTreeSet<u32>> = FastMap::default();
+    let mut last: Option<(&str, u32)> = None;
     for (c, &repo) in ds.changes.iter().zip(&change_repo) {
-        change_repos.entry(c.service.as_str()).or_default().insert(repo);
+        let pair = (c.service.as_str(), repo);
+        if last != Some(pair) {
+            change_repos.entry(pair.0).or_default().insert(repo);
+            last = Some(pair);
+        }
     }
     let only_repo = |service: &str| -> Option<u32> {
         let from_service = service_repos.get(service).filter(|s| !s.is_empty());
@@ -62,6 +67,7 @@ pub(super) fn production<'d>(cx: &Ctx<'d>, scopes: &mut Scopes, dq: &mut Vec<Dat
     // Tier rules run once per distinct environment name, not per record.
     let mut tier_of_env: FastMap<&str, Arc<str>> = FastMap::default();
     let mut explicit_tiers: FastMap<&str, Arc<str>> = FastMap::default();
+    let dep_svc = per_run(ds.deployments.iter().map(|d| d.service.as_str()), |s| scopes.service(s));
     for (i, d) in ds.deployments.iter().enumerate() {
         let tier: Arc<str> = match d.environment_tier.as_deref() {
             Some(t) => explicit_tiers.entry(t).or_insert_with(|| Arc::from(t)).clone(),
@@ -70,7 +76,7 @@ pub(super) fn production<'d>(cx: &Ctx<'d>, scopes: &mut Scopes, dq: &mut Vec<Dat
                 .or_insert_with(|| Arc::from(tiers.tier(&d.environment, None)))
                 .clone(),
         };
-        let svc = scopes.service(&d.service);
+        let svc = dep_svc[i];
         let mut rec = None;
         if &*tier == "production" {
             let repo = match &d.repository {

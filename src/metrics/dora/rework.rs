@@ -13,6 +13,11 @@ pub(super) enum RevertTarget<'a> {
 }
 
 pub(super) fn revert_target<'a>(title: &'a str, reverts_commit: &Regex) -> Option<RevertTarget<'a>> {
+    // Both forms contain "revert": checking that first spares the regex almost every title (on `large`, the
+    // regex over 10.5 M titles was most of this pass).
+    if !title.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"revert")) {
+        return None;
+    }
     if let Some(c) = reverts_commit.captures(title) {
         return Some(RevertTarget::Sha(c[1].to_ascii_lowercase()));
     }
@@ -156,5 +161,38 @@ pub(super) fn add_to_releases(releases: &mut [Release], changes: &Members, fix_w
                 rel.fix_changes.push((c, why));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(title: &str) -> Option<String> {
+        let re = Regex::new(r"(?i)This reverts commit ([0-9a-f]{7,40})").unwrap();
+        revert_target(title, &re).map(|t| match t {
+            RevertTarget::Sha(s) => format!("sha {s}"),
+            RevertTarget::Title(t) => format!("title {t}"),
+        })
+    }
+
+    #[test]
+    fn revert_targets_by_title_or_named_commit_whatever_the_case() {
+        assert_eq!(
+            target("Revert \"feat: add cache\"").as_deref(),
+            Some("title feat: add cache")
+        );
+        assert_eq!(
+            target("undo: THIS REVERTS COMMIT ABCDEF1").as_deref(),
+            Some("sha abcdef1")
+        );
+        assert_eq!(
+            target("This reverts commit 0123456789abcdef").as_deref(),
+            Some("sha 0123456789abcdef")
+        );
+        assert_eq!(target("Reverting is hard"), None);
+        assert_eq!(target("revert \"lower-case title form is not GitHub's\""), None);
+        assert_eq!(target("fix: rever t"), None);
+        assert_eq!(target(""), None);
     }
 }
