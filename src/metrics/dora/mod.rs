@@ -62,6 +62,7 @@ use facts::Facts;
 use incidents::Restore;
 use model::{issue, ChangeInfo, Ctx, DepInfo, Members, Release};
 use phases::Phases;
+use rayon::prelude::*;
 use releases::ServiceOrder;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -121,11 +122,17 @@ impl DoraModel {
             .iter()
             .map(|i| i.services.iter().map(|s| scopes.service(s)).collect())
             .collect();
+        // One pass over the changes on both cores: on `large` each pass streams ~1 GB of change records.
+        let (merge_sha, merged) = ds
+            .changes
+            .par_iter()
+            .map(|c| (lowercase(&c.merge_sha), c.merged_at.secs()))
+            .unzip();
         let keys = ChangeKeys {
             service: change_svc,
             repo: prod.change_repo,
-            merge_sha: ds.changes.iter().map(|c| lowercase(&c.merge_sha)).collect(),
-            merged: ds.changes.iter().map(|c| c.merged_at.secs()).collect(),
+            merge_sha,
+            merged,
         };
         let recs = prod.recs;
         let att = attribution(ds, &recs, &keys, &mut dq);
