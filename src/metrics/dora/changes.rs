@@ -117,7 +117,6 @@ fn lead_time(
         rec,
         rule,
         release: rec.map(|r| rec_release[r as usize]),
-        deployed_at: rec.and_then(|r| recs.fin[r as usize]),
         lead: Span::NONE,
         coding: Span::NONE,
         pickup: Span::NONE,
@@ -143,7 +142,7 @@ fn lead_time(
             );
             error = true;
         }
-        if let Some(dep) = info.deployed_at {
+        if let Some(dep) = info.deployed_at(&recs.fin) {
             let deploy = (dep - merged) as f64;
             if deploy < 0.0 {
                 issue(

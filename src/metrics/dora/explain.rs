@@ -46,7 +46,10 @@ impl DoraModel {
             failure_reasons.push(FailureReason::Reverted {
                 change: self.ds.changes[c as usize].id.to_string(),
                 revert: self.ds.changes[rv as usize].id.to_string(),
-                deployed_at: self.changes[rv as usize].deployed_at.map(rfc).unwrap_or_default(),
+                deployed_at: self.changes[rv as usize]
+                    .deployed_at(&self.recs.fin)
+                    .map(rfc)
+                    .unwrap_or_default(),
             });
         }
         let recovery = rel.failed().then(|| match rel.recovered {
@@ -175,7 +178,11 @@ impl DoraModel {
                 title: change.title.as_ref().map(ToString::to_string),
                 state: if deployed { "deployed" } else { "undeployed" }.into(),
                 merged_at: rfc(merged),
-                deployed_at: if deployed { c.deployed_at.map(rfc) } else { None },
+                deployed_at: if deployed {
+                    c.deployed_at(&self.recs.fin).map(rfc)
+                } else {
+                    None
+                },
                 deployment: if deployed {
                     c.rec.map(|r| self.rec_id(r).to_string())
                 } else {
@@ -203,7 +210,11 @@ impl DoraModel {
         }
         let a = self.facts.merged.partition_point(|f| f.t < lo);
         for f in self.facts.merged[a..].iter().take_while(|f| f.t < hi) {
-            if keep(f) && self.changes[f.item as usize].deployed_at.is_none_or(|d| d >= hi) {
+            if keep(f)
+                && self.changes[f.item as usize]
+                    .deployed_at(&self.recs.fin)
+                    .is_none_or(|d| d >= hi)
+            {
                 push(f, false);
             }
         }

@@ -16,7 +16,13 @@ pub(super) struct Facts {
 }
 
 impl Facts {
-    pub(super) fn new(releases: &[Release], changes: &[ChangeInfo], merged: &[i64], scopes: &Scopes) -> Facts {
+    pub(super) fn new(
+        releases: &[Release],
+        changes: &[ChangeInfo],
+        fin: &[Option<i64>],
+        merged: &[i64],
+        scopes: &Scopes,
+    ) -> Facts {
         let mut release_facts = Vec::with_capacity(releases.len());
         let mut recovery_facts = Vec::new();
         for (i, rel) in releases.iter().enumerate() {
@@ -46,7 +52,7 @@ impl Facts {
             if !c.counted || c.state == ChangeState::BeforeTracking {
                 continue;
             }
-            if let Some(t) = c.deployed_at {
+            if let Some(t) = c.deployed_at(fin) {
                 deployed_facts.push(Fact {
                     t,
                     service: c.service,

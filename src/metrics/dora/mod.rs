@@ -161,7 +161,7 @@ impl DoraModel {
         let restores = incidents::link(&cx, &scopes, &inputs, &mut releases, &mut dq);
         phases.lap("incidents");
         rollbacks::mark_rollbacks(&cx, &mut releases, &recs, &rec_release, &prod.rec_sha);
-        rollbacks::mark_reverts(&cx, &mut releases, &changes, &rework.reverts_of);
+        rollbacks::mark_reverts(&cx, &mut releases, &changes, &recs.fin, &rework.reverts_of);
         phases.lap("rollbacks and reverts");
         recovery::recover(
             &cx,
@@ -175,7 +175,7 @@ impl DoraModel {
         );
         phases.lap("recovery");
 
-        let facts = Facts::new(&releases, &changes, &keys.merged, &scopes);
+        let facts = Facts::new(&releases, &changes, &recs.fin, &keys.merged, &scopes);
         let mut team_universe = BTreeSet::new();
         for s in 0..scopes.service_count() {
             team_universe.extend(scopes.ever(s as u32).0);

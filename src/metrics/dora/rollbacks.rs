@@ -82,6 +82,7 @@ pub(super) fn mark_reverts(
     cx: &Ctx,
     releases: &mut [Release],
     changes: &[ChangeInfo],
+    fin: &[Option<i64>],
     reverts_of: &FastMap<u32, Vec<u32>>,
 ) {
     for (&reverted, revs) in reverts_of {
@@ -94,7 +95,7 @@ pub(super) fn mark_reverts(
         let xfin = releases[x as usize].fin;
         for &rv in revs {
             let info = &changes[rv as usize];
-            if let (Some(t), Some(z)) = (info.deployed_at, info.release) {
+            if let (Some(t), Some(z)) = (info.deployed_at(fin), info.release) {
                 if z != x && t >= xfin && cx.within(t - xfin) {
                     releases[x as usize].reverted.push((reverted, rv));
                 }

@@ -193,7 +193,7 @@ impl DoraModel {
             let Some(p) = period_of(f.t) else { continue };
             let end = ends[p].secs();
             let c = &self.changes[f.item as usize];
-            if c.deployed_at.is_none_or(|d| d >= end) {
+            if c.deployed_at(&self.recs.fin).is_none_or(|d| d >= end) {
                 acc.entry((p, key_of(f.service, f.scope))).or_default().undeployed += 1;
             }
         }
