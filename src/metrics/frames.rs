@@ -120,8 +120,8 @@ fn idx_col(name: &str, v: Vec<u32>) -> Column {
 
 /// `f` of each key, called once per run of equal neighbours: the stores return records ordered by id, and a
 /// deployment's or change's id starts with its service or repository, so neighbours almost always share them
-/// (on `large`, 10.5 M changes come in ~4 000 runs). A comparison of the key with the previous one replaces a
-/// hash look-up per record.
+/// (on `large`, the 10.5 M changes come in 2 122 runs of repository and 1 950 of service, in id order). A
+/// comparison of the key with the previous one replaces a hash look-up per record.
 pub fn per_run<'a, T: Copy>(keys: impl Iterator<Item = &'a str>, mut f: impl FnMut(&'a str) -> T) -> Vec<T> {
     let mut last: Option<(&str, T)> = None;
     keys.map(|k| match last {
