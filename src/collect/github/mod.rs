@@ -44,7 +44,7 @@ pub use webhook::{verify_signature, webhook_records};
 use super::http::{Auth, HttpOptions, PoliteClient};
 use super::{low_water_mark, ts, Collector, Opts, RunCtx, RunOutcome};
 use crate::config::MetricsConfig;
-use crate::domain::{Capability, Deployment, Kind, Record, Service, Ts};
+use crate::domain::{Capability, Deployment, Kind, Record, Service, Text, Ts};
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
@@ -473,7 +473,7 @@ impl GithubCollector {
             });
         }
         if !stale.is_empty() {
-            let stored: BTreeMap<String, Option<Vec<String>>> = ctx
+            let stored: BTreeMap<Text, Option<Vec<String>>> = ctx
                 .store
                 .load(Kind::Deployments)
                 .await
@@ -481,7 +481,7 @@ impl GithubCollector {
                 .into_iter()
                 .filter_map(|r| {
                     if let Record::Deployment(d) = r {
-                        Some((d.id.into(), d.commits))
+                        Some((d.id, d.commits))
                     } else {
                         None
                     }

@@ -10,18 +10,18 @@ use rayon::prelude::*;
 use std::sync::Mutex;
 
 pub(super) struct Parts {
-    pub(super) coding: Option<f64>,
-    pub(super) pickup: Option<f64>,
-    pub(super) review: Option<f64>,
+    pub(super) coding: Span,
+    pub(super) pickup: Span,
+    pub(super) review: Span,
 }
 
 pub(super) fn parts(c: &Change, dq: &mut Vec<DataQualityIssue>) -> Parts {
     let d = |a: Option<Ts>, b: Option<Ts>| match (a, b) {
-        (Some(a), Some(b)) => Some((b.secs() - a.secs()) as f64),
+        (Some(a), Some(b)) => Some(b.secs() - a.secs()),
         _ => None,
     };
     let mut coding = d(c.first_commit_at, c.opened_at);
-    if coding.is_some_and(|x| x < 0.0) {
+    if coding.is_some_and(|x| x < 0) {
         issue(
             dq,
             "change",
@@ -34,7 +34,7 @@ pub(super) fn parts(c: &Change, dq: &mut Vec<DataQualityIssue>) -> Parts {
     }
     let mut pickup = d(c.opened_at, c.first_review_at);
     let mut review = d(c.first_review_at, Some(c.merged_at));
-    if pickup.is_some_and(|x| x < 0.0) || review.is_some_and(|x| x < 0.0) {
+    if pickup.is_some_and(|x| x < 0) || review.is_some_and(|x| x < 0) {
         issue(
             dq,
             "change",
@@ -43,14 +43,18 @@ pub(super) fn parts(c: &Change, dq: &mut Vec<DataQualityIssue>) -> Parts {
             Severity::Warning,
             "first_review_at is outside [opened_at, merged_at]; the negative part is null".into(),
         );
-        if pickup.is_some_and(|x| x < 0.0) {
+        if pickup.is_some_and(|x| x < 0) {
             pickup = None;
         }
-        if review.is_some_and(|x| x < 0.0) {
+        if review.is_some_and(|x| x < 0) {
             review = None;
         }
     }
-    Parts { coding, pickup, review }
+    Parts {
+        coding: Span::of(coding),
+        pickup: Span::of(pickup),
+        review: Span::of(review),
+    }
 }
 
 /// What tells a change's record and release.
@@ -126,9 +130,9 @@ fn lead_time(
     };
     if state != ChangeState::BeforeTracking {
         let p = parts(c, dq);
-        info.coding = Span::of(p.coding);
-        info.pickup = Span::of(p.pickup);
-        info.review = Span::of(p.review);
+        info.coding = p.coding;
+        info.pickup = p.pickup;
+        info.review = p.review;
         let merged = c.merged_at.secs();
         let mut error = false;
         if c.opened_at.is_some_and(|o| o.secs() > merged) {
@@ -143,8 +147,8 @@ fn lead_time(
             error = true;
         }
         if let Some(dep) = info.deployed_at(&recs.fin) {
-            let deploy = (dep - merged) as f64;
-            if deploy < 0.0 {
+            let deploy = dep - merged;
+            if deploy < 0 {
                 issue(
                     dq,
                     "change",
@@ -168,8 +172,8 @@ fn lead_time(
                     (a, b) => a.or(b).map_or(merged, Ts::secs),
                 },
             };
-            let lead = (dep - start) as f64;
-            if lead < 0.0 && !error {
+            let lead = dep - start;
+            if lead < 0 && !error {
                 issue(
                     dq,
                     "change",

@@ -113,11 +113,11 @@ pub(super) struct Span(i32);
 impl Span {
     pub(super) const NONE: Span = Span(i32::MIN);
 
-    pub(super) fn of(secs: Option<f64>) -> Span {
-        secs.map_or(
-            Span::NONE,
-            |s| Span(s.clamp(-(i32::MAX as f64), i32::MAX as f64) as i32),
-        )
+    /// The span of `secs` seconds, or none.
+    pub(super) fn of(secs: Option<i64>) -> Span {
+        secs.map_or(Span::NONE, |s| {
+            Span(s.clamp(-i64::from(i32::MAX), i64::from(i32::MAX)) as i32)
+        })
     }
 
     pub(super) fn get(self) -> Option<f64> {
@@ -250,12 +250,12 @@ mod tests {
     fn spans_keep_whole_seconds_and_none_and_clamp_beyond_68_years() {
         assert_eq!(Span::of(None).get(), None);
         assert_eq!(Span::NONE.get(), None);
-        for secs in [0.0, 1.0, -1.0, 86_400.0, 2_000_000_000.0, -2_000_000_000.0] {
-            assert_eq!(Span::of(Some(secs)).get(), Some(secs));
+        for secs in [0, 1, -1, 86_400, 2_000_000_000, -2_000_000_000] {
+            assert_eq!(Span::of(Some(secs)).get(), Some(secs as f64));
         }
         // A span can never become the none marker, however negative.
-        assert_eq!(Span::of(Some(-1e12)).get(), Some(-(i32::MAX as f64)));
-        assert_eq!(Span::of(Some(1e12)).get(), Some(i32::MAX as f64));
+        assert_eq!(Span::of(Some(-1_000_000_000_000)).get(), Some(-(i32::MAX as f64)));
+        assert_eq!(Span::of(Some(1_000_000_000_000)).get(), Some(i32::MAX as f64));
     }
 
     #[test]
