@@ -691,6 +691,9 @@ async fn snapshot_services(state: &AppState, last: Option<i64>) -> Option<i64> {
         }
     };
     match write_snapshot(state.store.as_ref(), &computed.dataset, Ts::from_secs(today)).await {
+        // No catalog yet (a server started before the first import): try again at the next refresh, not
+        // tomorrow, or the day's snapshot would be lost.
+        Ok(0) if computed.dataset.services.is_empty() => last,
         Ok(0) => Some(today),
         Ok(n) => {
             tracing::info!(services = n, "Service snapshot written");
