@@ -55,7 +55,10 @@ pub struct ClickHouseStore {
     database: String,
     /// `scheme://host:port`, for error messages.
     origin: String,
-    /// Kept only to scrub it from any error text that might echo it.
+    /// The server's URL without credentials, and the user: for clients of their own ([`Self::own_db_client`]).
+    url: String,
+    user: String,
+    /// Kept to build those clients, and to scrub it from any error text that might echo it.
     password: Option<String>,
 }
 
@@ -95,22 +98,24 @@ impl ClickHouseStore {
 
         let user = url_user.unwrap_or_else(|| config.user.clone());
         let password = password.filter(|p| !p.is_empty()).or(url_password);
-        let mut server = Client::default()
-            .with_url(url.as_str().trim_end_matches('/'))
-            .with_user(user)
-            .with_validation(false)
-            .with_compression(Compression::None);
-        if let Some(p) = &password {
-            server = server.with_password(p.clone());
-        }
+        let url = url.as_str().trim_end_matches('/').to_string();
+        let server = connect(&url, &user, password.as_deref());
         let db = server.clone().with_database(config.database.clone());
         Ok(ClickHouseStore {
             server,
             db,
             database: config.database.clone(),
             origin,
+            url,
+            user,
             password,
         })
+    }
+
+    /// A client of the store's database with a connection pool of its own: its connections are driven by
+    /// the runtime that first uses it.
+    fn own_db_client(&self) -> Client {
+        connect(&self.url, &self.user, self.password.as_deref()).with_database(self.database.clone())
     }
 
     pub fn database(&self) -> &str {
@@ -331,7 +336,6 @@ impl ClickHouseStore {
             .await?;
         let expected = expected.first().and_then(|v| v.get("n")).map(json_u64).unwrap_or(0);
         let sql = format!("SELECT {} FROM {} FINAL WHERE {filter}", layout.columns, kind.table());
-        let query = self.db.query_raw(&sql);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(PIECES_IN_FLIGHT);
         let decoder = tokio::task::spawn_blocking(move || {
             let mut rows = RowDecoder::new(kind.table(), &layout, usize::try_from(expected).unwrap_or(0));
@@ -340,32 +344,66 @@ impl ClickHouseStore {
             }
             rows.finish()
         });
-        let streamed = self
-            .within_query_timeout(async move {
-                let mut cursor = query.fetch_bytes("RowBinary").map_err(|e| self.map(e))?;
-                // The stream's chunks are a few kB; handing each to the decoder woke its thread a million
-                // times on `large`.
-                let mut piece = Vec::with_capacity(PIECE_BYTES);
-                while let Some(chunk) = cursor.next().await.map_err(|e| self.map(e))? {
-                    piece.extend_from_slice(&chunk);
-                    if piece.len() >= PIECE_BYTES {
-                        let full = std::mem::replace(&mut piece, Vec::with_capacity(PIECE_BYTES));
-                        if tx.send(full).await.is_err() {
-                            // The decoder stopped on bytes it cannot read; its error is the answer.
-                            return Ok(());
-                        }
-                    }
-                }
-                if !piece.is_empty() {
-                    let _ = tx.send(piece).await;
-                }
-                Ok(())
-            })
-            .await;
-        // The sender is gone by now (moved into the stream's future), so the decoder always ends.
+        // The response is read on a thread of its own, by a client whose connection that thread's runtime
+        // drives: on the shared runtime every few-kB chunk of the body woke another thread (futex and task
+        // switch), which took about a quarter of the load's CPU on `large`.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let store = self.clone();
+        let reader = std::thread::Builder::new()
+            .name("pavemeter-ch-read".into())
+            .spawn(move || {
+                let streamed = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(store.stream_pieces(&sql, tx, &done_tx)),
+                    Err(e) => Err(StoreError::Unavailable(format!(
+                        "cannot start a reader for ClickHouse: {e}"
+                    ))),
+                };
+                let _ = done_tx.send(streamed);
+            });
+        let streamed = match reader {
+            Ok(_) => done_rx
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Corrupt("the ClickHouse reader stopped unexpectedly".into()))),
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "cannot start a reader for ClickHouse: {e}"
+            ))),
+        };
+        // The sender is gone by now (dropped with the reader's future), so the decoder always ends.
         let decoded = join_decode(decoder).await;
         streamed?;
         decoded
+    }
+
+    /// The RowBinary response to `sql`, handed to `tx` in pieces of about [`PIECE_BYTES`]; stops early when
+    /// the decoder has stopped or nobody waits for the answer (`done` closed).
+    async fn stream_pieces<T>(
+        &self,
+        sql: &str,
+        tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+        done: &tokio::sync::oneshot::Sender<T>,
+    ) -> Result<(), StoreError> {
+        let db = self.own_db_client();
+        self.within_query_timeout(async move {
+            let mut cursor = db.query_raw(sql).fetch_bytes("RowBinary").map_err(|e| self.map(e))?;
+            // The stream's chunks are a few kB; handing each to the decoder woke its thread a million times
+            // on `large`.
+            let mut piece = Vec::with_capacity(PIECE_BYTES);
+            while let Some(chunk) = cursor.next().await.map_err(|e| self.map(e))? {
+                piece.extend_from_slice(&chunk);
+                if piece.len() >= PIECE_BYTES {
+                    let full = std::mem::replace(&mut piece, Vec::with_capacity(PIECE_BYTES));
+                    // A closed channel: the decoder stopped on bytes it cannot read, and its error is the answer.
+                    if done.is_closed() || tx.send(full).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if !piece.is_empty() {
+                let _ = tx.send(piece).await;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// The filter of [`Store::load_since`]: live rows, and pipeline runs from `since` on.
@@ -814,6 +852,19 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         src = inner.source();
     }
     s
+}
+
+/// A client of `url` as `user`, without a default database.
+fn connect(url: &str, user: &str, password: Option<&str>) -> Client {
+    let client = Client::default()
+        .with_url(url)
+        .with_user(user)
+        .with_validation(false)
+        .with_compression(Compression::None);
+    match password {
+        Some(p) => client.with_password(p),
+        None => client,
+    }
 }
 
 /// Backquotes a database name after checking it is a plain identifier (it is interpolated into DDL).
