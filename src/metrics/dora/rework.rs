@@ -76,9 +76,16 @@ pub(super) fn classify(cx: &Ctx, keys: &ChangeKeys) -> Rework {
             _ => None,
         })
         .collect();
+    // Most titles have a length no wanted title has, and are not hashed.
+    let mut wanted_len = vec![false; wanted_titles.iter().map(|t| t.len() + 1).max().unwrap_or(0)];
+    wanted_titles.iter().for_each(|t| wanted_len[t.len()] = true);
     let mut by_title: FastMap<(u32, u32, &str), Vec<(i64, u32)>> = FastMap::default();
     for (i, c) in ds.changes.iter().enumerate() {
-        if let Some(t) = c.title.as_deref().filter(|t| wanted_titles.contains(t)) {
+        if let Some(t) = c
+            .title
+            .as_deref()
+            .filter(|t| wanted_len.get(t.len()).copied().unwrap_or(false) && wanted_titles.contains(t))
+        {
             by_title
                 .entry((change_svc[i], keys.repo[i], t))
                 .or_default()

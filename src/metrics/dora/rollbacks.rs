@@ -43,7 +43,8 @@ pub(super) fn mark_rollbacks(
         for j in 0..chain.len() {
             let ry = chain[j] as usize;
             let y = rec_release[ry];
-            if let Some(&last) = last_seen.get(rec_sha[ry].as_ref()) {
+            // One hash per record: the sha's previous position comes back from the insert.
+            if let Some(last) = last_seen.insert(rec_sha[ry].as_ref(), j) {
                 if releases[y as usize].status == ReleaseStatus::Success {
                     let mut lower = last + 1;
                     if let Some(w) = cx.window {
@@ -72,7 +73,6 @@ pub(super) fn mark_rollbacks(
                     }
                 }
             }
-            last_seen.insert(rec_sha[ry].as_ref(), j);
         }
     }
 }
