@@ -15,7 +15,7 @@ pub(super) enum RevertTarget<'a> {
 pub(super) fn revert_target<'a>(title: &'a str, reverts_commit: &Regex) -> Option<RevertTarget<'a>> {
     // Both forms contain "revert": checking that first spares the regex almost every title (on `large`, the
     // regex over 10.5 M titles was most of this pass).
-    if !title.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"revert")) {
+    if !mentions_revert(title) {
         return None;
     }
     if let Some(c) = reverts_commit.captures(title) {
@@ -24,6 +24,13 @@ pub(super) fn revert_target<'a>(title: &'a str, reverts_commit: &Regex) -> Optio
     let t = title.trim();
     let inner = t.strip_prefix("Revert \"")?.strip_suffix('"')?;
     Some(RevertTarget::Title(inner))
+}
+
+/// Whether `title` contains "revert" in any case. Only around a `v`, rare in titles, are the six bytes
+/// compared: a window compare at every byte was most of this check.
+fn mentions_revert(title: &str) -> bool {
+    let b = title.as_bytes();
+    (2..b.len()).any(|i| b[i] | 0x20 == b'v' && b.get(i - 2..i + 4).is_some_and(|w| w.eq_ignore_ascii_case(b"revert")))
 }
 
 pub(super) struct Rework {
@@ -200,6 +207,14 @@ mod tests {
         assert_eq!(target("Reverting is hard"), None);
         assert_eq!(target("revert \"lower-case title form is not GitHub's\""), None);
         assert_eq!(target("fix: rever t"), None);
+        assert_eq!(target("Revert \"v\"").as_deref(), Some("title v"));
+        assert_eq!(
+            target("vv: this reverts commit ABCDEF1").as_deref(),
+            Some("sha abcdef1")
+        );
+        assert!(mentions_revert("RevErt"), "any case, at the very start and end");
+        assert!(mentions_revert("a revert"));
+        assert!(!mentions_revert("reve") && !mentions_revert("v") && !mentions_revert("revers"));
         assert_eq!(target(""), None);
     }
 }
