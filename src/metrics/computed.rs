@@ -18,6 +18,23 @@ pub struct Computed {
     pub dora: DoraModel,
 }
 
+/// Freeing a model and its dataset takes seconds on `large` (tens of millions of allocations). Whoever drops
+/// the last reference would wait that long: a rebuild swapping models under the cache's lock, which every
+/// reader takes, or a request handler on the async runtime. The bulk is freed on a thread of its own instead.
+impl Drop for Computed {
+    fn drop(&mut self) {
+        free_elsewhere((self.dora.take_bulk(), std::mem::take(&mut self.dataset)));
+    }
+}
+
+/// Drops `value` on a new thread; here, when no thread can be started.
+pub(crate) fn free_elsewhere<T: Send + 'static>(value: T) {
+    // A failed spawn hands the closure, and so the value, back to be dropped here.
+    let _ = std::thread::Builder::new()
+        .name("pavemeter-free".into())
+        .spawn(move || drop(value));
+}
+
 /// The trailing window of the DORA series on /metrics.
 pub const TRAILING_SECS: i64 = 28 * 86_400;
 
@@ -106,5 +123,35 @@ impl Computed {
             })
             .collect();
         Snapshot { slos, dora, adoption }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Noted(std::sync::mpsc::Sender<Option<String>>);
+    impl Drop for Noted {
+        fn drop(&mut self) {
+            let _ = self.0.send(std::thread::current().name().map(str::to_string));
+        }
+    }
+
+    #[test]
+    fn the_bulk_of_a_dropped_model_is_freed_on_another_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        free_elsewhere(Noted(tx));
+        let on = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("dropped");
+        assert_eq!(on.as_deref(), Some("pavemeter-free"));
+
+        let computed = Computed::build(Dataset::default(), &MetricsConfig::default());
+        let dataset = Arc::downgrade(&computed.dataset);
+        drop(computed);
+        // The model's reference and the field's both went to that thread, and the dataset is freed there.
+        let freed = (0..3000).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            dataset.upgrade().is_none()
+        });
+        assert!(freed, "the dataset of a dropped model is freed");
     }
 }

@@ -4,6 +4,7 @@
 use super::model::{ChangeInfo, ChangeState, Fact, Release, ReleaseStatus};
 use crate::metrics::scope::Scopes;
 
+#[derive(Default)]
 pub(super) struct Facts {
     /// Successful and failed releases, by finish time.
     pub(super) releases: Vec<Fact>,

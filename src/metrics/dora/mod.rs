@@ -94,6 +94,28 @@ pub struct DoraModel {
 }
 
 impl DoraModel {
+    /// Moves out everything that takes long to free (the dataset and the per-record vectors), leaving an
+    /// empty model: see [`crate::metrics::Computed`]'s `Drop`.
+    pub(crate) fn take_bulk(&mut self) -> impl Send + 'static {
+        (
+            std::mem::take(&mut self.ds),
+            std::mem::take(&mut self.recs),
+            std::mem::take(&mut self.rec_release),
+            std::mem::take(&mut self.prev),
+            std::mem::take(&mut self.deployments),
+            std::mem::take(&mut self.dep_by_id),
+            std::mem::take(&mut self.changes),
+            std::mem::take(&mut self.releases),
+            (
+                std::mem::take(&mut self.release_records),
+                std::mem::take(&mut self.release_changes),
+                std::mem::take(&mut self.dq),
+                std::mem::take(&mut self.facts),
+                std::mem::take(&mut self.restores),
+            ),
+        )
+    }
+
     pub fn build(ds: Arc<Dataset>, cfg: &MetricsConfig) -> DoraModel {
         DoraModel::build_at(ds, cfg, Ts::now())
     }
