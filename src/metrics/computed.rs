@@ -18,8 +18,8 @@ pub struct Computed {
     pub dora: DoraModel,
 }
 
-/// Freeing a model and its dataset takes seconds on `large` (tens of millions of allocations). Whoever drops
-/// the last reference would wait that long: a rebuild swapping models under the cache's lock, which every
+/// Freeing a model and its dataset takes about a second on `large` (tens of millions of allocations; BENCHMARKS.md).
+/// Whoever drops the last reference would wait that long: a rebuild swapping models under the cache's lock, which every
 /// reader takes, or a request handler on the async runtime. The bulk is freed on a thread of its own instead.
 impl Drop for Computed {
     fn drop(&mut self) {
@@ -28,7 +28,7 @@ impl Drop for Computed {
 }
 
 /// Drops `value` on a new thread; here, when no thread can be started.
-pub(crate) fn free_elsewhere<T: Send + 'static>(value: T) {
+fn free_elsewhere<T: Send + 'static>(value: T) {
     // A failed spawn hands the closure, and so the value, back to be dropped here.
     let _ = std::thread::Builder::new()
         .name("pavemeter-free".into())

@@ -106,13 +106,11 @@ impl DoraModel {
             std::mem::take(&mut self.dep_by_id),
             std::mem::take(&mut self.changes),
             std::mem::take(&mut self.releases),
-            (
-                std::mem::take(&mut self.release_records),
-                std::mem::take(&mut self.release_changes),
-                std::mem::take(&mut self.dq),
-                std::mem::take(&mut self.facts),
-                std::mem::take(&mut self.restores),
-            ),
+            std::mem::take(&mut self.release_records),
+            std::mem::take(&mut self.release_changes),
+            std::mem::take(&mut self.dq),
+            std::mem::take(&mut self.facts),
+            std::mem::take(&mut self.restores),
         )
     }
 
