@@ -354,9 +354,7 @@ impl ClickHouseStore {
             .spawn(move || {
                 let streamed = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(rt) => rt.block_on(store.stream_pieces(&sql, tx, &done_tx)),
-                    Err(e) => Err(StoreError::Unavailable(format!(
-                        "cannot start a reader for ClickHouse: {e}"
-                    ))),
+                    Err(e) => Err(no_reader(e)),
                 };
                 let _ = done_tx.send(streamed);
             });
@@ -364,9 +362,7 @@ impl ClickHouseStore {
             Ok(_) => done_rx
                 .await
                 .unwrap_or_else(|_| Err(StoreError::Corrupt("the ClickHouse reader stopped unexpectedly".into()))),
-            Err(e) => Err(StoreError::Unavailable(format!(
-                "cannot start a reader for ClickHouse: {e}"
-            ))),
+            Err(e) => Err(no_reader(e)),
         };
         // The sender is gone by now (dropped with the reader's future), so the decoder always ends.
         let decoded = join_decode(decoder).await;
@@ -852,6 +848,11 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         src = inner.source();
     }
     s
+}
+
+/// The reader thread of a load, or its runtime, could not be started.
+fn no_reader(e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("cannot start a reader for ClickHouse: {e}"))
 }
 
 /// A client of `url` as `user`, without a default database.
